@@ -1,0 +1,201 @@
+// Raw-pointer kernels and the loops that feed them. Kernels know nothing about
+// tapes; the helpers here only turn tensors into (pointer, stride, count).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "tapegrad/tensor.h"
+
+namespace tg {
+
+// ---------------------------------------------------------------- dispatch
+// TG_DISPATCH_FLOAT(dt, "op", [&](auto tag) { using T = decltype(tag); ... });
+template <class F>
+decltype(auto) dispatch_float(DType dt, const char* op, F&& f) {
+  switch (dt) {
+    case DType::Float32: return f(float{});
+    case DType::Float64: return f(double{});
+    default:
+      throw TypeError(str(op, ": expected a float32 or float64 tensor, got ", dtype_name(dt)));
+  }
+}
+
+template <class F>
+decltype(auto) dispatch_all(DType dt, F&& f) {
+  switch (dt) {
+    case DType::Float32: return f(float{});
+    case DType::Float64: return f(double{});
+    case DType::Int64: return f(int64_t{});
+    case DType::Bool: return f(bool{});
+  }
+  return f(float{});
+}
+
+// Numeric types (no bool arithmetic: bools are promoted to int64 first).
+template <class F>
+decltype(auto) dispatch_numeric(DType dt, const char* op, F&& f) {
+  switch (dt) {
+    case DType::Float32: return f(float{});
+    case DType::Float64: return f(double{});
+    case DType::Int64: return f(int64_t{});
+    default:
+      throw TypeError(str(op, ": expected a numeric tensor, got ", dtype_name(dt)));
+  }
+}
+
+template <class T> constexpr DType dtype_of();
+template <> constexpr DType dtype_of<float>() { return DType::Float32; }
+template <> constexpr DType dtype_of<double>() { return DType::Float64; }
+template <> constexpr DType dtype_of<int64_t>() { return DType::Int64; }
+template <> constexpr DType dtype_of<bool>() { return DType::Bool; }
+
+// ---------------------------------------------------------------- iteration
+// Strided N-ary loop over `shape`: calls f(ptrs..., inner strides..., n) on
+// each innermost run. Strides are in elements per operand; a broadcast
+// operand has stride 0 on its broadcast dims. Contiguous inputs collapse into
+// one run, so the common case is a single call with unit strides.
+struct StridedLoop {
+  static constexpr int kMaxOperands = 4;
+  int nops = 0;
+  int ndim = 0;  // after collapsing
+  int64_t shape[kMaxDims] = {};
+  int64_t strides[kMaxOperands][kMaxDims] = {};
+
+  // `op_strides[k]` are operand k's strides aligned to `shape` (0 where broadcast).
+  StridedLoop(const Shape& shape, int nops, const Strides* op_strides);
+
+  template <class F>
+  void run(char** base, const int64_t* elem_size, F&& f) const;
+};
+
+// Operand k's strides for iterating over `out_shape` (trailing alignment,
+// stride 0 on broadcast dims).
+Strides broadcast_strides(const Tensor& t, const Shape& out_shape);
+
+template <class F>
+void StridedLoop::run(char** base, const int64_t* elem_size, F&& f) const {
+  int64_t inner = ndim ? shape[ndim - 1] : 1;
+  int64_t inner_strides[kMaxOperands];
+  for (int k = 0; k < nops; k++) inner_strides[k] = ndim ? strides[k][ndim - 1] : 0;
+  int64_t outer = 1;
+  for (int i = 0; i + 1 < ndim; i++) outer *= shape[i];
+  if (inner == 0 || outer == 0) return;
+  int64_t idx[kMaxDims] = {};
+  char* ptrs[kMaxOperands];
+  for (int64_t o = 0; o < outer; o++) {
+    for (int k = 0; k < nops; k++) {
+      int64_t off = 0;
+      for (int i = 0; i + 1 < ndim; i++) off += idx[i] * strides[k][i];
+      ptrs[k] = base[k] + off * elem_size[k];
+    }
+    f(ptrs, inner_strides, inner);
+    for (int i = ndim - 2; i >= 0; i--) {
+      if (++idx[i] < shape[i]) break;
+      idx[i] = 0;
+    }
+  }
+}
+
+// out[i] = f(a[i]) for a tensor `a` of type A into a fresh contiguous
+// `out` of type O (same shape). Non-contiguous `a` is walked by strides.
+template <class A, class O, class F>
+void map_unary(const Tensor& a, Tensor& out, F f) {
+  int64_t n = a.numel();
+  O* o = out.data<O>();
+  if (a.is_contiguous()) {
+    const A* x = a.data<A>();
+    for (int64_t i = 0; i < n; i++) o[i] = f(x[i]);
+    return;
+  }
+  Strides s[2] = {contiguous_strides(out.shape()), a.strides()};
+  StridedLoop loop(out.shape(), 2, s);
+  char* base[2] = {(char*)o, (char*)a.data<A>()};
+  int64_t es[2] = {sizeof(O), sizeof(A)};
+  loop.run(base, es, [&](char** p, const int64_t* st, int64_t m) {
+    O* op = (O*)p[0];
+    const A* ap = (const A*)p[1];
+    for (int64_t i = 0; i < m; i++) op[i * st[0]] = f(ap[i * st[1]]);
+  });
+}
+
+// out = f(a, b) with broadcasting; out is contiguous with the broadcast shape.
+template <class A, class B, class O, class F>
+void map_binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
+  int64_t n = out.numel();
+  O* o = out.data<O>();
+  const A* x = a.data<A>();
+  const B* y = b.data<B>();
+  bool ca = a.is_contiguous(), cb = b.is_contiguous();
+  if (ca && cb && a.numel() == n && b.numel() == n) {
+    for (int64_t i = 0; i < n; i++) o[i] = f(x[i], y[i]);
+    return;
+  }
+  if (ca && b.numel() == 1 && a.numel() == n) {
+    B s = *y;
+    for (int64_t i = 0; i < n; i++) o[i] = f(x[i], s);
+    return;
+  }
+  if (cb && a.numel() == 1 && b.numel() == n) {
+    A s = *x;
+    for (int64_t i = 0; i < n; i++) o[i] = f(s, y[i]);
+    return;
+  }
+  Strides s[3] = {contiguous_strides(out.shape()), broadcast_strides(a, out.shape()),
+                  broadcast_strides(b, out.shape())};
+  StridedLoop loop(out.shape(), 3, s);
+  char* base[3] = {(char*)o, (char*)x, (char*)y};
+  int64_t es[3] = {sizeof(O), sizeof(A), sizeof(B)};
+  loop.run(base, es, [&](char** p, const int64_t* st, int64_t m) {
+    O* op = (O*)p[0];
+    const A* ap = (const A*)p[1];
+    const B* bp = (const B*)p[2];
+    for (int64_t i = 0; i < m; i++) op[i * st[0]] = f(ap[i * st[1]], bp[i * st[2]]);
+  });
+}
+
+// Three inputs (where, prelu backward, ...), same rules.
+template <class A, class B, class C, class O, class F>
+void map_ternary(const Tensor& a, const Tensor& b, const Tensor& c, Tensor& out, F f) {
+  Strides s[4] = {contiguous_strides(out.shape()), broadcast_strides(a, out.shape()),
+                  broadcast_strides(b, out.shape()), broadcast_strides(c, out.shape())};
+  StridedLoop loop(out.shape(), 4, s);
+  char* base[4] = {(char*)out.data<O>(), (char*)a.data<A>(), (char*)b.data<B>(),
+                   (char*)c.data<C>()};
+  int64_t es[4] = {sizeof(O), sizeof(A), sizeof(B), sizeof(C)};
+  loop.run(base, es, [&](char** p, const int64_t* st, int64_t m) {
+    O* op = (O*)p[0];
+    const A* ap = (const A*)p[1];
+    const B* bp = (const B*)p[2];
+    const C* cp = (const C*)p[3];
+    for (int64_t i = 0; i < m; i++)
+      op[i * st[0]] = f(ap[i * st[1]], bp[i * st[2]], cp[i * st[3]]);
+  });
+}
+
+// A tensor viewed as [outer, n, inner] around `dim` (for reductions, softmax,
+// gather, cat): element (o, r, i) lives at o * n * inner + r * inner + i.
+struct DimSplit {
+  int64_t outer = 1, n = 1, inner = 1;
+  DimSplit(const Shape& s, int dim) {
+    for (int i = 0; i < dim; i++) outer *= s[i];
+    n = s.ndim ? s[dim] : 1;
+    for (int i = dim + 1; i < s.ndim; i++) inner *= s[i];
+  }
+};
+
+// ---------------------------------------------------------------- BLAS
+// Row-major C = alpha * op(A) @ op(B) + beta * C, with op = transpose when
+// trans_* is set. The one entry point to BLAS (sgemm / dgemm).
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+          int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+          const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+          int64_t ldc);
+
+void set_num_threads(int n);  // BLAS and the core's own loops
+int get_num_threads();
+const char* blas_name();
+
+}  // namespace tg

@@ -1,0 +1,129 @@
+// The tape: a flat, ordered, thread-local list of op records, and the reverse
+// walk over it that is backward.
+//
+// Note [Tape design]
+// Every op whose inputs require grad appends one Record to the recording
+// thread's tape. A record names its inputs by Edge: either a leaf that wants a
+// .grad, or the index of an earlier record on the same tape. Records are
+// therefore in topological order by construction, and backward is one loop from
+// the root's index down to 0: no recursion, no hash lookups, no sorting.
+//
+// Lifetime: each record is reference counted by (its output tensor, if alive)
+// + (live records that consume it). When the count reaches zero the record
+// drops its saved tensors and releases its inputs, so memory is freed exactly
+// when PyTorch would free a graph node. The tape resets to empty when no record
+// is live (the usual state between training steps), and compacts itself when
+// dead records pile up under a few long-lived ones, so a loop of steps never
+// grows the tape. Record slots are reused in place, keeping their vectors'
+// capacity: once warm, recording does not touch the heap for bookkeeping.
+//
+// Threads: a tape belongs to the thread that records on it. Using a non-leaf
+// tensor recorded in another thread as an op input, or calling backward on it,
+// raises RuntimeError. All bookkeeping happens under the caller's control (the
+// GIL, from Python); only kernels run unlocked.
+#pragma once
+
+#include <vector>
+
+#include "tapegrad/op_table.h"
+#include "tapegrad/tensor.h"
+
+namespace tg {
+
+// Where the gradient of one input of a record goes.
+struct Edge {
+  Ref<TensorImpl> leaf;  // a leaf that requires grad
+  int32_t record = -1;   // or an earlier record on the same tape
+  Shape shape;           // the input's shape: gradients are summed back to it
+  DType dtype = DType::Float32;
+  bool needs_grad() const { return leaf || record >= 0; }
+};
+
+struct SavedTensor {
+  Tensor tensor;
+  uint32_t version = 0;
+};
+
+struct Record {
+  OpId op = OpId::kCount;
+  bool had_saved = false;  // saved tensors were recorded
+  bool freed = false;      // ... and released by a backward without retain_graph
+  int32_t refcount = 0;
+  TensorImpl* output = nullptr;  // weak: cleared when the output tensor dies
+  Shape out_shape;
+  DType out_dtype = DType::Float32;
+  std::vector<Edge> inputs;
+  std::vector<SavedTensor> saved;
+  std::vector<int64_t> ints;  // op attributes: dims, sizes, flags
+  double scalars[4] = {0, 0, 0, 0};
+  Tensor grad;  // gradient of the output, accumulated during backward
+
+  void save(const Tensor& t) { saved.push_back({t, t.impl()->storage->version}); }
+  const Tensor& saved_tensor(size_t i) const { return saved[i].tensor; }
+  bool needs_input_grad(size_t i) const { return inputs[i].needs_grad(); }
+};
+
+// Computes the gradient of each input from the gradient of the output. Fills
+// grad_in[i] only where r.needs_input_grad(i); may leave it undefined when the
+// gradient is zero. Gradients may have the broadcast (output) shape: the engine
+// sums them back to the input shape.
+using BackwardFn = void (*)(const Record& r, const Tensor& grad_out, Tensor* grad_in);
+
+class Tape {
+ public:
+  // The calling thread's tape.
+  static Tape& current();
+
+  // Starts a record for `op` if grad mode is on and any input requires grad;
+  // returns nullptr otherwise. The caller fills attributes / saved tensors and
+  // then calls finish(record, output). The pointer is valid until finish.
+  Record* begin(OpId op, std::initializer_list<const Tensor*> inputs);
+  Record* begin(OpId op, const std::vector<Tensor>& inputs);
+  void finish(Record* r, Tensor& output);
+
+  // Called when a tensor with history dies.
+  void release_output(int32_t index);
+
+  void retain() { refs_++; }
+  void unretain() { if (--refs_ == 0) delete this; }
+
+  size_t size() const { return size_; }
+  size_t live() const { return live_; }
+  Record& at(int32_t i) { return records_[i]; }
+
+ private:
+  friend struct Engine;
+  Tape() = default;
+  Record* push(OpId op);
+  void add_edge(Record* r, const Tensor& t);
+  void release(int32_t index);
+  void compact();
+
+  std::vector<Record> records_;  // slots [0, size_) are in use
+  size_t size_ = 0;
+  size_t live_ = 0;
+  size_t compact_at_ = 4096;
+  int64_t refs_ = 0;
+  std::vector<int32_t> worklist_;
+};
+
+// backward(): seeds each root with its gradient and walks the tape once in
+// reverse, accumulating into leaves' .grad.
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+              bool retain_graph);
+
+// autograd.grad(): the gradients of `outputs` with respect to `inputs` (leaves
+// or not), without touching any .grad. Undefined tensors for unused inputs
+// when allow_unused, else RuntimeError.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs,
+                         const std::vector<Tensor>& grad_outputs,
+                         const std::vector<Tensor>& inputs, bool retain_graph,
+                         bool allow_unused);
+
+// The backward of every op, indexed by OpId (defined next to each forward).
+BackwardFn backward_fn(OpId op);
+
+// Names of all ops in the table, in OpId order.
+std::vector<std::string> op_names();
+
+}  // namespace tg

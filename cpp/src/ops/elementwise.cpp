@@ -1,0 +1,583 @@
+// Elementwise ops: arithmetic with broadcasting, scalar forms, unary math.
+// Each op: its math, its forward, its backward, side by side.
+#include <cmath>
+#include <limits>
+
+#include "op_common.h"
+
+namespace tg {
+
+// ---------------------------------------------------------------- helpers
+Tensor cast_nograd(const Tensor& t, DType dt) {
+  if (t.dtype() == dt) return t;
+  Tensor out = Tensor::empty(t.shape(), dt);
+  dispatch_all(t.dtype(), [&](auto from) {
+    using A = decltype(from);
+    dispatch_all(dt, [&](auto to_tag) {
+      using O = decltype(to_tag);
+      map_unary<A, O>(t, out, [](A v) { return (O)v; });
+    });
+  });
+  return out;
+}
+
+void check_defined(const Tensor& t, const char* op, const char* what) {
+  TG_CHECK(t.defined(), ValueError, op, ": ", what, " is undefined (None)");
+}
+
+void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
+  TG_CHECK(a.dtype() == b.dtype(), TypeError, op, ": expected both operands to have the same "
+           "dtype, got ", a.describe(), " and ", b.describe());
+}
+
+void check_inplace(const Tensor& t, const char* op) {
+  check_defined(t, op, "tensor");
+  if (!grad_enabled()) return;
+  if (t.requires_grad() && t.is_leaf())
+    throw RuntimeError(str(op, ": a leaf tensor that requires grad (", t.describe(),
+                           ") is being used in an in-place operation; wrap it in "
+                           "tapegrad.no_grad() (as optimizers do)"));
+  if (!t.is_leaf())
+    throw RuntimeError(str(op, ": in-place operations on a tensor with autograd history (",
+                           t.describe(), ") are not supported; use the out-of-place op"));
+}
+
+// ================================================================ add
+// y = a + b                    da = g, db = g ("+" distributes)
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_numeric(a, b, "add", [](auto x, auto y) { return x + y; });
+  if (Record* r = record(OpId::Add, a, b)) finish(r, out);
+  return out;
+}
+void Add_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  gin[0] = g;
+  gin[1] = g;
+}
+
+// ================================================================ sub
+// y = a - b                    da = g, db = -g
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_numeric(a, b, "sub", [](auto x, auto y) { return x - y; });
+  if (Record* r = record(OpId::Sub, a, b)) finish(r, out);
+  return out;
+}
+void Sub_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  gin[0] = g;
+  if (r.needs_input_grad(1)) gin[1] = neg(g);
+}
+
+// ================================================================ mul
+// y = a * b                    da = g * b, db = g * a ("*" switches)
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_numeric(a, b, "mul", [](auto x, auto y) { return x * y; });
+  if (Record* r = record(OpId::Mul, a, b)) {
+    if (r->needs_input_grad(0)) r->save(b);
+    if (r->needs_input_grad(1)) r->save(a);
+    finish(r, out);
+  }
+  return out;
+}
+void Mul_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  size_t k = 0;
+  if (r.needs_input_grad(0)) gin[0] = mul(g, r.saved_tensor(k++));
+  if (r.needs_input_grad(1)) gin[1] = mul(g, r.saved_tensor(k));
+}
+
+// ================================================================ div
+// y = a / b                    da = g / b, db = -g * a / b^2
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_numeric(a, b, "div", [](auto x, auto y) { return x / y; }, true);
+  if (Record* r = record(OpId::Div, a, b)) {
+    r->save(a);
+    r->save(b);
+    finish(r, out);
+  }
+  return out;
+}
+void Div_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  const Tensor &a = r.saved_tensor(0), &b = r.saved_tensor(1);
+  if (r.needs_input_grad(0)) gin[0] = grad_map(g, b, [](auto gv, auto bv) { return gv / bv; });
+  if (r.needs_input_grad(1))
+    gin[1] = grad_map(g, a, b, [](auto gv, auto av, auto bv) { return -gv * av / (bv * bv); });
+}
+
+// ================================================================ pow
+// y = a ^ b                    da = g * b * a^(b-1), db = g * y * log(a)
+Tensor pow(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_numeric(a, b, "pow", [](auto x, auto y) { return std::pow(x, y); }, true);
+  if (Record* r = record(OpId::Pow, a, b)) {
+    r->save(a);
+    r->save(b);
+    r->save(out);
+    finish(r, out);
+  }
+  return out;
+}
+void Pow_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  const Tensor &a = r.saved_tensor(0), &b = r.saved_tensor(1), &y = r.saved_tensor(2);
+  if (r.needs_input_grad(0))
+    gin[0] = grad_map(g, a, b, [](auto gv, auto av, auto bv) {
+      return bv == 0 ? 0 * gv : gv * bv * std::pow(av, bv - 1);
+    });
+  if (r.needs_input_grad(1))
+    // Where a == 0 and b >= 0 the derivative is taken as 0, as PyTorch does.
+    gin[1] = grad_map(g, a, y, [](auto gv, auto av, auto yv) {
+      return av == 0 ? 0 * gv : gv * yv * std::log(av);
+    });
+}
+
+// ================================================================ maximum / minimum
+// y = max(a, b)                the gradient is routed to the larger input;
+//                              ties split it in half (as PyTorch)
+template <bool IsMax>
+static Tensor extremum(const Tensor& a, const Tensor& b, const char* name, OpId op) {
+  Tensor out = binary_numeric(a, b, name, [](auto x, auto y) {
+    if (x != x || y != y) return x != x ? x : y;  // NaN propagates
+    return IsMax ? (x > y ? x : y) : (x < y ? x : y);
+  });
+  if (Record* r = record(op, a, b)) {
+    r->save(a);
+    r->save(b);
+    finish(r, out);
+  }
+  return out;
+}
+template <bool IsMax>
+static void extremum_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  const Tensor &a = r.saved_tensor(0), &b = r.saved_tensor(1);
+  auto share = [](auto gv, auto mine, auto other) {
+    bool wins = IsMax ? mine > other : mine < other;
+    return wins ? gv : (mine == other ? gv / 2 : 0 * gv);
+  };
+  if (r.needs_input_grad(0)) gin[0] = grad_map(g, a, b, share);
+  if (r.needs_input_grad(1)) gin[1] = grad_map(g, b, a, share);
+}
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return extremum<true>(a, b, "maximum", OpId::Maximum);
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return extremum<false>(a, b, "minimum", OpId::Minimum);
+}
+void Maximum_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  extremum_backward<true>(r, g, gin);
+}
+void Minimum_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  extremum_backward<false>(r, g, gin);
+}
+
+// ================================================================ where
+// y = cond ? a : b             da = cond ? g : 0, db = cond ? 0 : g
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_defined(cond, "where", "condition");
+  check_defined(a, "where", "first input");
+  check_defined(b, "where", "second input");
+  TG_CHECK(cond.dtype() == DType::Bool, TypeError, "where: condition must be a bool tensor, got ",
+           cond.describe());
+  DType dt = promote(a.dtype(), b.dtype());
+  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(),
+                                 "where");
+  Tensor x = cast_nograd(a, dt), y = cast_nograd(b, dt);
+  Tensor out = Tensor::empty(shape, dt);
+  dispatch_all(dt, [&](auto tag) {
+    using T = decltype(tag);
+    map_ternary<bool, T, T, T>(cond, x, y, out, [](bool c, T u, T v) { return c ? u : v; });
+  });
+  if (Record* r = record(OpId::Where, cond, a, b)) {
+    r->save(cond);
+    finish(r, out);
+  }
+  return out;
+}
+void Where_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  const Tensor& cond = r.saved_tensor(0);
+  auto pick = [&](bool when) {
+    Tensor out = Tensor::empty(broadcast_shapes(g.shape(), cond.shape(), "where"), g.dtype());
+    dispatch_float(g.dtype(), "where", [&](auto tag) {
+      using T = decltype(tag);
+      map_binary<T, bool, T>(g, cond, out, [&](T gv, bool c) { return c == when ? gv : T(0); });
+    });
+    return out;
+  };
+  if (r.needs_input_grad(1)) gin[1] = pick(true);
+  if (r.needs_input_grad(2)) gin[2] = pick(false);
+}
+
+// ================================================================ scalar forms
+// Note [Scalar operands]
+// A Python scalar never promotes a float tensor (float32 * 2.5 stays float32);
+// an integer tensor meets a non-integral scalar in float32, as PyTorch does.
+static DType scalar_result(DType dt, double s) {
+  if (is_floating(dt)) return dt;
+  return s == std::floor(s) && std::isfinite(s) ? DType::Int64 : DType::Float32;
+}
+
+template <class F>
+static Tensor scalar_map(const Tensor& a, double s, const char* op, bool float_only, F f) {
+  check_defined(a, op, "input");
+  DType dt = float_only ? float_result(a.dtype()) : scalar_result(a.dtype(), s);
+  Tensor x = cast_nograd(a, dt);
+  Tensor out = Tensor::empty(x.shape(), dt);
+  dispatch_numeric(dt, op, [&](auto tag) {
+    using T = decltype(tag);
+    T sv = (T)s;
+    map_unary<T, T>(x, out, [&](T v) { return (T)f(v, sv); });
+  });
+  return out;
+}
+
+// y = a + s                    da = g
+Tensor add(const Tensor& a, double s) {
+  Tensor out = scalar_map(a, s, "add", false, [](auto v, auto c) { return v + c; });
+  if (Record* r = record(OpId::AddScalar, a)) {
+    r->scalars[0] = s;
+    finish(r, out);
+  }
+  return out;
+}
+void AddScalar_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
+Tensor sub(const Tensor& a, double s) { return add(a, -s); }
+Tensor rsub(double s, const Tensor& a) { return add(neg(a), s); }
+
+// y = a * s                    da = g * s
+Tensor mul(const Tensor& a, double s) {
+  Tensor out = scalar_map(a, s, "mul", false, [](auto v, auto c) { return v * c; });
+  if (Record* r = record(OpId::MulScalar, a)) {
+    r->scalars[0] = s;
+    finish(r, out);
+  }
+  return out;
+}
+void MulScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  gin[0] = mul(g, r.scalars[0]);
+}
+Tensor div(const Tensor& a, double s) {
+  if (!is_floating(a.dtype())) return div(a, Tensor::scalar(s, DType::Float32));
+  return mul(a, 1.0 / s);
+}
+
+// y = s / a                    da = -g * s / a^2 = -g * y / a
+Tensor rdiv(double s, const Tensor& a) {
+  Tensor out = scalar_map(a, s, "rdiv", true, [](auto v, auto c) { return c / v; });
+  if (Record* r = record(OpId::RDivScalar, a)) {
+    r->scalars[0] = s;
+    r->save(a);
+    finish(r, out);
+  }
+  return out;
+}
+void RDivScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  double s = r.scalars[0];
+  gin[0] = grad_map(g, r.saved_tensor(0), [s](auto gv, auto av) { return -gv * s / (av * av); });
+}
+
+// y = a ^ s                    da = g * s * a^(s-1)
+Tensor pow(const Tensor& a, double s) {
+  Tensor out = scalar_map(a, s, "pow", true, [](auto v, auto c) {
+    return c == 2 ? v * v : std::pow(v, c);
+  });
+  if (Record* r = record(OpId::PowScalar, a)) {
+    r->scalars[0] = s;
+    r->save(a);
+    finish(r, out);
+  }
+  return out;
+}
+void PowScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  double s = r.scalars[0];
+  gin[0] = grad_map(g, r.saved_tensor(0), [s](auto gv, auto av) {
+    using T = decltype(gv);
+    return s == 0 ? T(0) : gv * (T)s * (T)std::pow(av, (T)(s - 1));
+  });
+}
+
+// y = s ^ a                    da = g * y * log(s)
+Tensor pow(double s, const Tensor& a) {
+  Tensor out = scalar_map(a, s, "pow", true, [](auto v, auto c) { return std::pow(c, v); });
+  if (Record* r = record(OpId::RPowScalar, a)) {
+    r->scalars[0] = s;
+    r->save(out);
+    finish(r, out);
+  }
+  return out;
+}
+void RPowScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  double ls = std::log(r.scalars[0]);
+  gin[0] = grad_map(g, r.saved_tensor(0), [ls](auto gv, auto yv) {
+    using T = decltype(gv);
+    return gv * yv * (T)ls;
+  });
+}
+
+// ================================================================ unary
+// y = -a                       da = -g
+Tensor neg(const Tensor& a) {
+  check_defined(a, "neg", "input");
+  TG_CHECK(a.dtype() != DType::Bool, TypeError, "neg: negation of a bool tensor is not "
+           "supported; use logical_not");
+  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  dispatch_numeric(a.dtype(), "neg", [&](auto tag) {
+    using T = decltype(tag);
+    map_unary<T, T>(a, out, [](T v) { return (T)-v; });
+  });
+  if (Record* r = record(OpId::Neg, a)) finish(r, out);
+  return out;
+}
+void Neg_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = neg(g); }
+
+// Unary float ops that save their input (x) or output (y) for backward.
+#define TG_UNARY_OP(Name, fname, forward_expr, saves_output, backward_expr)        \
+  Tensor fname(const Tensor& a) {                                                  \
+    Tensor out = unary_float(a, #fname, [](auto x) { return forward_expr; });      \
+    if (Record* r = record(OpId::Name, a)) {                                       \
+      r->save(saves_output ? out : a);                                             \
+      finish(r, out);                                                              \
+    }                                                                              \
+    return out;                                                                    \
+  }                                                                                \
+  void Name##_backward(const Record& r, const Tensor& g, Tensor* gin) {            \
+    gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto v) {                  \
+      using T = decltype(gv);                                                      \
+      (void)sizeof(T);                                                             \
+      return backward_expr;                                                        \
+    });                                                                            \
+  }
+
+// y = exp(x)                   dx = g * y
+TG_UNARY_OP(Exp, exp, std::exp(x), true, gv * v)
+// y = log(x)                   dx = g / x
+TG_UNARY_OP(Log, log, std::log(x), false, gv / v)
+// y = sqrt(x)                  dx = g / (2 y)
+TG_UNARY_OP(Sqrt, sqrt, std::sqrt(x), true, gv / (T(2) * v))
+// y = |x|                      dx = g * sign(x) (0 at 0)
+TG_UNARY_OP(Abs, abs_float, std::abs(x), false, v > 0 ? gv : (v < 0 ? -gv : T(0)))
+// y = sin(x)                   dx = g * cos(x)
+TG_UNARY_OP(Sin, sin, std::sin(x), false, gv * std::cos(v))
+// y = cos(x)                   dx = -g * sin(x)
+TG_UNARY_OP(Cos, cos, std::cos(x), false, -gv * std::sin(v))
+// y = x^2                      dx = 2 g x
+TG_UNARY_OP(Square, square_float, x * x, false, T(2) * gv * v)
+
+// abs and square keep integer dtypes (as PyTorch); integers never need grad.
+Tensor abs(const Tensor& a) {
+  check_defined(a, "abs", "input");
+  if (is_floating(a.dtype())) return abs_float(a);
+  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  dispatch_numeric(a.dtype(), "abs", [&](auto tag) {
+    using T = decltype(tag);
+    map_unary<T, T>(a, out, [](T v) { return v < 0 ? (T)-v : v; });
+  });
+  return out;
+}
+Tensor square(const Tensor& a) {
+  check_defined(a, "square", "input");
+  if (is_floating(a.dtype())) return square_float(a);
+  return mul(a, a);
+}
+
+// ================================================================ clamp
+// y = min(max(x, lo), hi)      dx = g where lo <= x <= hi, else 0
+Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi) {
+  check_defined(a, "clamp", "input");
+  TG_CHECK(lo || hi, ValueError, "clamp: at least one of min and max must be given");
+  double l = lo ? *lo : -std::numeric_limits<double>::infinity();
+  double h = hi ? *hi : std::numeric_limits<double>::infinity();
+  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  dispatch_numeric(a.dtype(), "clamp", [&](auto tag) {
+    using T = decltype(tag);
+    map_unary<T, T>(a, out, [&](T v) {
+      if (v != v) return v;
+      // PyTorch: min(max(x, lo), hi), so hi wins when lo > hi
+      double c = (double)v < l ? l : (double)v;
+      return (T)(c > h ? h : c);
+    });
+  });
+  if (Record* r = record(OpId::Clamp, a)) {
+    r->scalars[0] = l;
+    r->scalars[1] = h;
+    r->save(a);
+    finish(r, out);
+  }
+  return out;
+}
+void Clamp_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  double l = r.scalars[0], h = r.scalars[1];
+  gin[0] = grad_map(g, r.saved_tensor(0), [l, h](auto gv, auto v) {
+    using T = decltype(gv);
+    return ((double)v >= l && (double)v <= h) ? gv : T(0);
+  });
+}
+
+// ================================================================ cast
+// y = (dtype) x                dx = (x.dtype) g (the engine casts back)
+Tensor to(const Tensor& a, DType dt) {
+  check_defined(a, "to", "input");
+  if (a.dtype() == dt) return a;
+  Tensor out = cast_nograd(a, dt);
+  if (is_floating(dt)) {
+    if (Record* r = record(OpId::Cast, a)) finish(r, out);
+  }
+  return out;
+}
+void Cast_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
+
+// ================================================================ no gradient
+template <class F>
+static Tensor compare_map(const Tensor& a, const Tensor& b, F f) {
+  DType dt = promote(a.dtype(), b.dtype());
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), "compare");
+  Tensor x = cast_nograd(a, dt), y = cast_nograd(b, dt);
+  Tensor out = Tensor::empty(shape, DType::Bool);
+  dispatch_all(dt, [&](auto tag) {
+    using T = decltype(tag);
+    map_binary<T, T, bool>(x, y, out, [&](T u, T v) { return f(u, v); });
+  });
+  return out;
+}
+
+Tensor compare(const Tensor& a, const Tensor& b, CmpOp op) {
+  check_defined(a, "compare", "first input");
+  check_defined(b, "compare", "second input");
+  switch (op) {
+    case CmpOp::Eq: return compare_map(a, b, [](auto u, auto v) { return u == v; });
+    case CmpOp::Ne: return compare_map(a, b, [](auto u, auto v) { return u != v; });
+    case CmpOp::Lt: return compare_map(a, b, [](auto u, auto v) { return u < v; });
+    case CmpOp::Le: return compare_map(a, b, [](auto u, auto v) { return u <= v; });
+    case CmpOp::Gt: return compare_map(a, b, [](auto u, auto v) { return u > v; });
+    case CmpOp::Ge: return compare_map(a, b, [](auto u, auto v) { return u >= v; });
+  }
+  return Tensor();
+}
+
+Tensor compare(const Tensor& a, double s, CmpOp op) {
+  check_defined(a, "compare", "input");
+  DType dt = is_floating(a.dtype()) ? a.dtype() : scalar_result(a.dtype(), s);
+  if (dt == DType::Int64 || dt == DType::Float32) dt = is_floating(a.dtype()) ? a.dtype() : DType::Float64;
+  return compare(a, Tensor::scalar(s, dt), op);
+}
+
+Tensor logical_not(const Tensor& a) {
+  check_defined(a, "logical_not", "input");
+  Tensor out = Tensor::empty(a.shape(), DType::Bool);
+  dispatch_all(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    map_unary<T, bool>(a, out, [](T v) { return !(bool)v; });
+  });
+  return out;
+}
+
+Tensor isnan(const Tensor& a) {
+  check_defined(a, "isnan", "input");
+  Tensor out = Tensor::empty(a.shape(), DType::Bool);
+  dispatch_all(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    map_unary<T, bool>(a, out, [](T v) { return v != v; });
+  });
+  return out;
+}
+
+Tensor sign(const Tensor& a) {
+  check_defined(a, "sign", "input");
+  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  dispatch_numeric(a.dtype(), "sign", [&](auto tag) {
+    using T = decltype(tag);
+    map_unary<T, T>(a, out, [](T v) { return (T)((v > 0) - (v < 0)); });
+  });
+  return out;
+}
+
+// ================================================================ in place
+void fill_(Tensor& a, double value) {
+  check_inplace(a, "fill_");
+  dispatch_all(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T v = (T)value;
+    Strides s[1] = {a.strides()};
+    StridedLoop loop(a.shape(), 1, s);
+    char* base[1] = {(char*)a.data<T>()};
+    int64_t es[1] = {sizeof(T)};
+    loop.run(base, es, [&](char** p, const int64_t* st, int64_t n) {
+      T* o = (T*)p[0];
+      for (int64_t i = 0; i < n; i++) o[i * st[0]] = v;
+    });
+  });
+  a.bump_version();
+}
+
+void zero_(Tensor& a) { fill_(a, 0.0); }
+
+void copy_(Tensor& dst, const Tensor& src) {
+  check_inplace(dst, "copy_");
+  check_defined(src, "copy_", "source");
+  Shape b = broadcast_shapes(dst.shape(), src.shape(), "copy_");
+  TG_CHECK(b == dst.shape(), ValueError, "copy_: source ", src.describe(),
+           " cannot be broadcast to destination ", dst.describe());
+  Tensor s = cast_nograd(src, dst.dtype());
+  dispatch_all(dst.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    Strides st[2] = {dst.strides(), broadcast_strides(s, dst.shape())};
+    StridedLoop loop(dst.shape(), 2, st);
+    char* base[2] = {(char*)dst.data<T>(), (char*)s.data<T>()};
+    int64_t es[2] = {sizeof(T), sizeof(T)};
+    loop.run(base, es, [&](char** p, const int64_t* str, int64_t n) {
+      T* o = (T*)p[0];
+      const T* x = (const T*)p[1];
+      for (int64_t i = 0; i < n; i++) o[i * str[0]] = x[i * str[1]];
+    });
+  });
+  dst.bump_version();
+}
+
+void add_(Tensor& a, const Tensor& b, double alpha) {
+  check_inplace(a, "add_");
+  check_defined(b, "add_", "other");
+  Shape bs = broadcast_shapes(a.shape(), b.shape(), "add_");
+  TG_CHECK(bs == a.shape(), ValueError, "add_: ", b.describe(), " cannot be broadcast to ",
+           a.describe());
+  Tensor y = cast_nograd(b, a.dtype());
+  dispatch_numeric(a.dtype(), "add_", [&](auto tag) {
+    using T = decltype(tag);
+    T al = (T)alpha;
+    Strides st[2] = {a.strides(), broadcast_strides(y, a.shape())};
+    StridedLoop loop(a.shape(), 2, st);
+    char* base[2] = {(char*)a.data<T>(), (char*)y.data<T>()};
+    int64_t es[2] = {sizeof(T), sizeof(T)};
+    loop.run(base, es, [&](char** p, const int64_t* str, int64_t n) {
+      T* o = (T*)p[0];
+      const T* x = (const T*)p[1];
+      if (str[0] == 1 && str[1] == 1) {
+        for (int64_t i = 0; i < n; i++) o[i] += al * x[i];
+      } else {
+        for (int64_t i = 0; i < n; i++) o[i * str[0]] += al * x[i * str[1]];
+      }
+    });
+  });
+  a.bump_version();
+}
+
+void mul_(Tensor& a, double s) {
+  check_inplace(a, "mul_");
+  dispatch_numeric(a.dtype(), "mul_", [&](auto tag) {
+    using T = decltype(tag);
+    T v = (T)s;
+    Strides st[1] = {a.strides()};
+    StridedLoop loop(a.shape(), 1, st);
+    char* base[1] = {(char*)a.data<T>()};
+    int64_t es[1] = {sizeof(T)};
+    loop.run(base, es, [&](char** p, const int64_t* str, int64_t n) {
+      T* o = (T*)p[0];
+      for (int64_t i = 0; i < n; i++) o[i * str[0]] *= v;
+    });
+  });
+  a.bump_version();
+}
+
+Tensor contiguous_copy(const Tensor& a) {
+  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  dispatch_all(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    map_unary<T, T>(a, out, [](T v) { return v; });
+  });
+  return out;
+}
+
+}  // namespace tg

@@ -1,0 +1,95 @@
+// Helpers shared by the op families: recording, dtype handling, and the
+// forward loops for elementwise ops. Private to cpp/src/ops.
+#pragma once
+
+#include <cmath>
+
+#include "tapegrad/kernels.h"
+#include "tapegrad/ops.h"
+#include "tapegrad/tape.h"
+
+namespace tg {
+
+// The backward of every op in the table, defined next to its forward.
+#define TG_OP_DECLARE_BACKWARD(Name, py, family) \
+  void Name##_backward(const Record& r, const Tensor& grad_out, Tensor* grad_in);
+TG_OP_TABLE(TG_OP_DECLARE_BACKWARD)
+#undef TG_OP_DECLARE_BACKWARD
+
+// Starts a record when grad mode is on and any input requires grad.
+template <class... Ts>
+inline Record* record(OpId op, const Ts&... inputs) {
+  return Tape::current().begin(op, {&inputs...});
+}
+inline void finish(Record* r, Tensor& out) { Tape::current().finish(r, out); }
+
+// Same dtype as `t`, casting without recording (forward ops record the cast
+// implicitly: the engine casts gradients back to each input's dtype).
+Tensor cast_nograd(const Tensor& t, DType dt);
+// Floating ops on integer tensors compute in float32, as PyTorch does.
+inline DType float_result(DType dt) { return is_floating(dt) ? dt : DType::Float32; }
+// In-place writes refuse tensors that are part of a recorded graph.
+void check_inplace(const Tensor& t, const char* op);
+void check_defined(const Tensor& t, const char* op, const char* what);
+void check_same_dtype(const Tensor& a, const Tensor& b, const char* op);
+
+// out = f(a) elementwise, out dtype = a's dtype (after `promote_to` cast).
+template <class F>
+Tensor unary_float(const Tensor& a, const char* op, F f) {
+  check_defined(a, op, "input");
+  Tensor x = cast_nograd(a, float_result(a.dtype()));
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    map_unary<T, T>(x, out, [&](T v) { return (T)f(v); });
+  });
+  return out;
+}
+
+// out = f(a, b) with broadcasting and promotion to a common numeric dtype.
+template <class F>
+Tensor binary_numeric(const Tensor& a, const Tensor& b, const char* op, F f,
+                      bool float_only = false) {
+  check_defined(a, op, "first input");
+  check_defined(b, op, "second input");
+  DType dt = promote(a.dtype(), b.dtype());
+  if (dt == DType::Bool) dt = DType::Int64;
+  if (float_only) dt = float_result(dt);
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
+  Tensor x = cast_nograd(a, dt), y = cast_nograd(b, dt);
+  Tensor out = Tensor::empty(shape, dt);
+  dispatch_numeric(dt, op, [&](auto tag) {
+    using T = decltype(tag);
+    map_binary<T, T, T>(x, y, out, [&](T u, T v) { return (T)f(u, v); });
+  });
+  return out;
+}
+
+// g * f(x, y) elementwise for backward rules: x, y already have g's shape or
+// broadcast to it; result has g's (broadcast) shape and dtype.
+template <class F>
+Tensor grad_map(const Tensor& g, const Tensor& x, F f) {
+  Tensor out = Tensor::empty(broadcast_shapes(g.shape(), x.shape(), "backward"), g.dtype());
+  dispatch_float(g.dtype(), "backward", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor xc = cast_nograd(x, g.dtype());
+    map_binary<T, T, T>(g, xc, out, [&](T gv, T xv) { return (T)f(gv, xv); });
+  });
+  return out;
+}
+
+template <class F>
+Tensor grad_map(const Tensor& g, const Tensor& x, const Tensor& y, F f) {
+  Shape s = broadcast_shapes(broadcast_shapes(g.shape(), x.shape(), "backward"), y.shape(),
+                             "backward");
+  Tensor out = Tensor::empty(s, g.dtype());
+  dispatch_float(g.dtype(), "backward", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor xc = cast_nograd(x, g.dtype()), yc = cast_nograd(y, g.dtype());
+    map_ternary<T, T, T, T>(g, xc, yc, out,
+                            [&](T gv, T xv, T yv) { return (T)f(gv, xv, yv); });
+  });
+  return out;
+}
+
+}  // namespace tg

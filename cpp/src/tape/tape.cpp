@@ -1,0 +1,342 @@
+// Recording onto the tape, record lifetime, and the backward walk.
+#include "tapegrad/tape.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "tapegrad/ops.h"
+
+namespace tg {
+
+// ---------------------------------------------------------------- op names
+static const char* const kOpNames[] = {
+#define TG_OP_NAME(Name, py, family) py,
+    TG_OP_TABLE(TG_OP_NAME)
+#undef TG_OP_NAME
+};
+
+const char* op_name(OpId op) {
+  return (size_t)op < (size_t)OpId::kCount ? kOpNames[(size_t)op] : "?";
+}
+
+std::vector<std::string> op_names() { return {std::begin(kOpNames), std::end(kOpNames)}; }
+
+// ---------------------------------------------------------------- thread tape
+namespace {
+// Holds the thread's reference to its tape. Tensors that outlive the thread
+// keep the tape alive through their own references.
+struct TapeHolder {
+  Tape* tape = nullptr;
+  ~TapeHolder() {
+    if (tape) tape->unretain();
+  }
+};
+thread_local TapeHolder t_tape;
+}  // namespace
+
+Tape& Tape::current() {
+  if (!t_tape.tape) {
+    t_tape.tape = new Tape();
+    t_tape.tape->retain();
+  }
+  return *t_tape.tape;
+}
+
+// ---------------------------------------------------------------- recording
+Record* Tape::push(OpId op) {
+  if (live_ == 0) size_ = 0;  // nothing alive: start over at the bottom
+  if (size_ >= compact_at_) compact();
+  if (size_ == records_.size()) records_.emplace_back();
+  Record* r = &records_[size_];
+  r->op = op;
+  r->had_saved = false;
+  r->freed = false;
+  r->refcount = 0;
+  r->output = nullptr;
+  r->inputs.clear();
+  r->saved.clear();
+  r->ints.clear();
+  r->grad = Tensor();
+  return r;
+}
+
+void Tape::add_edge(Record* r, const Tensor& t) {
+  r->inputs.emplace_back();
+  Edge& e = r->inputs.back();
+  e.shape = t.shape();
+  e.dtype = t.dtype();
+  if (!t.requires_grad()) return;
+  if (t.is_leaf()) {
+    e.leaf = t.ref();
+    return;
+  }
+  TensorImpl* impl = t.impl();
+  TG_CHECK(impl->tape == this, RuntimeError, op_name(r->op),
+           ": an input tensor ", t.describe(),
+           " was recorded by another thread; each thread records its own graph (use detach() "
+           "to pass values between threads)");
+  e.record = impl->record;
+  records_[impl->record].refcount++;
+}
+
+static bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+Record* Tape::begin(OpId op, std::initializer_list<const Tensor*> inputs) {
+  if (!grad_enabled() || !any_requires_grad(inputs)) return nullptr;
+  Record* r = push(op);
+  for (const Tensor* t : inputs) add_edge(r, *t);
+  return r;
+}
+
+Record* Tape::begin(OpId op, const std::vector<Tensor>& inputs) {
+  if (!grad_enabled()) return nullptr;
+  bool any = false;
+  for (const Tensor& t : inputs) any |= t.requires_grad();
+  if (!any) return nullptr;
+  Record* r = push(op);
+  for (const Tensor& t : inputs) add_edge(r, t);
+  return r;
+}
+
+void Tape::finish(Record* r, Tensor& output) {
+  int32_t index = (int32_t)(r - records_.data());
+  r->had_saved = !r->saved.empty();
+  r->out_shape = output.shape();
+  r->out_dtype = output.dtype();
+  r->refcount = 1;
+  r->output = output.impl();
+  TensorImpl* impl = output.impl();
+  impl->requires_grad = true;
+  impl->record = index;
+  impl->tape = this;
+  retain();
+  size_++;
+  live_++;
+}
+
+// ---------------------------------------------------------------- lifetime
+void Tape::release_output(int32_t index) {
+  records_[index].output = nullptr;
+  release(index);
+}
+
+// Iterative, so that dropping a long chain cannot overflow the C++ stack.
+void Tape::release(int32_t index) {
+  worklist_.push_back(index);
+  while (!worklist_.empty()) {
+    int32_t i = worklist_.back();
+    worklist_.pop_back();
+    Record& r = records_[i];
+    if (--r.refcount > 0) continue;
+    for (Edge& e : r.inputs) {
+      if (e.record >= 0) worklist_.push_back(e.record);
+      e.leaf.reset();
+    }
+    r.inputs.clear();
+    r.saved.clear();
+    r.grad = Tensor();
+    live_--;
+  }
+  // Pop dead records off the top so the next push reuses their slots.
+  while (size_ > 0 && records_[size_ - 1].refcount == 0) size_--;
+}
+
+// Slides live records down over dead ones, renumbering edges and outputs.
+void Tape::compact() {
+  std::vector<int32_t> remap(size_, -1);
+  size_t n = 0;
+  for (size_t i = 0; i < size_; i++) {
+    if (records_[i].refcount == 0) continue;
+    remap[i] = (int32_t)n;
+    if (n != i) std::swap(records_[n], records_[i]);
+    n++;
+  }
+  for (size_t i = 0; i < n; i++) {
+    Record& r = records_[i];
+    for (Edge& e : r.inputs)
+      if (e.record >= 0) e.record = remap[e.record];
+    if (r.output) r.output->record = (int32_t)i;
+  }
+  size_ = n;
+  compact_at_ = std::max<size_t>(4096, 2 * n);
+}
+
+// ---------------------------------------------------------------- backward
+namespace {
+
+// Sums a broadcast gradient back to the input's shape.
+Tensor reduce_to_shape(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  return sum_to(g, shape);
+}
+
+void accumulate(Tensor& slot, const Tensor& g) {
+  if (!slot.defined()) {
+    slot = g;
+  } else {
+    // A slot may alias a tensor that something else owns (a user's gradient,
+    // a saved output); never write into it, build a new sum instead.
+    slot = add(slot, g);
+  }
+}
+
+// Fresh storage for a leaf's .grad so it never aliases an intermediate.
+void accumulate_leaf(TensorImpl* leaf, const Tensor& g) {
+  if (!leaf->grad) {
+    leaf->grad = clone(g).ref();
+  } else {
+    Tensor existing(leaf->grad);
+    add_(existing, g);
+  }
+}
+
+}  // namespace
+
+struct Engine {
+  // Capture targets for autograd.grad(): leaf impl or record index -> slot.
+  struct Target {
+    TensorImpl* impl;
+    int32_t record;
+    Tensor value;
+  };
+
+  static void run(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                  bool retain_graph, std::vector<Target>* targets) {
+    TG_CHECK(roots.size() == grads.size(), ValueError, "backward: got ", roots.size(),
+             " outputs but ", grads.size(), " gradients");
+    Tape& tape = Tape::current();
+    int32_t top = -1;
+    std::vector<std::pair<int32_t, Tensor>> seeds;
+    for (size_t k = 0; k < roots.size(); k++) {
+      const Tensor& root = roots[k];
+      TG_CHECK(root.defined(), ValueError, "backward: output ", k, " is undefined");
+      TG_CHECK(root.requires_grad(), RuntimeError, "backward: output ", k, " (",
+               root.describe(),
+               ") does not require grad and has no history; did you call it under no_grad, "
+               "or forget requires_grad=True on the inputs?");
+      Tensor g = grads[k];
+      if (!g.defined()) {
+        TG_CHECK(root.numel() == 1, RuntimeError, "backward: grad can be implicitly created only "
+                 "for scalar outputs, but output ", k, " is ", root.describe(),
+                 "; pass a gradient of the same shape");
+        g = Tensor::full(root.shape(), 1.0, root.dtype());
+      } else {
+        TG_CHECK(g.shape() == root.shape(), ValueError, "backward: gradient ", g.describe(),
+                 " does not match output ", root.describe());
+        if (g.dtype() != root.dtype()) g = to(g, root.dtype());
+      }
+      if (root.is_leaf()) {
+        deliver_leaf(root.impl(), g, targets);
+        continue;
+      }
+      TG_CHECK(root.impl()->tape == &tape, RuntimeError,
+               "backward: output ", k, " was recorded by another thread");
+      seeds.push_back({root.impl()->record, g});
+      top = std::max(top, root.impl()->record);
+    }
+    for (auto& [idx, g] : seeds) accumulate(tape.records_[idx].grad, g);
+
+    std::vector<Tensor> grad_in;
+    try {
+      for (int32_t i = top; i >= 0; i--) {
+        Record& r = tape.records_[i];
+        if (!r.grad.defined()) continue;
+        Tensor gout = r.grad;
+        r.grad = Tensor();
+        if (targets) capture_record(i, gout, *targets);
+        if (r.output && r.output->retains_grad && !targets) accumulate_leaf(r.output, gout);
+        if (r.freed)
+          throw RuntimeError(str(
+              "backward: trying to backward through the graph a second time (op '",
+              op_name(r.op), "'); its saved tensors were freed by the first backward. Pass "
+              "retain_graph=True to the first backward if you need to call it twice"));
+        for (size_t s = 0; s < r.saved.size(); s++) {
+          const SavedTensor& st = r.saved[s];
+          uint32_t now = st.tensor.impl()->storage->version;
+          if (now != st.version)
+            throw RuntimeError(str(
+                "backward: one of the tensors needed for the gradient of '", op_name(r.op),
+                "' (", st.tensor.describe(), ") has been modified by an in-place operation: "
+                "it was at version ", st.version, " when saved and is now at version ", now));
+        }
+        grad_in.assign(r.inputs.size(), Tensor());
+        backward_fn(r.op)(r, gout, grad_in.data());
+        for (size_t k = 0; k < r.inputs.size(); k++) {
+          const Edge& e = r.inputs[k];
+          if (!e.needs_grad() || !grad_in[k].defined()) continue;
+          Tensor g = reduce_to_shape(grad_in[k], e.shape);
+          if (!(g.shape() == e.shape))
+            throw RuntimeError(str("backward of '", op_name(r.op), "' returned a gradient ",
+                                   g.describe(), " for input ", k, " of shape ",
+                                   to_string(e.shape)));
+          if (g.dtype() != e.dtype) g = to(g, e.dtype);
+          if (e.record >= 0) accumulate(tape.records_[e.record].grad, g);
+          else deliver_leaf(e.leaf.get(), g, targets);
+        }
+        if (!retain_graph && r.had_saved) {
+          r.saved.clear();
+          r.freed = true;
+        }
+      }
+    } catch (...) {
+      for (int32_t i = top; i >= 0; i--) tape.records_[i].grad = Tensor();
+      throw;
+    }
+  }
+
+  static void deliver_leaf(TensorImpl* leaf, const Tensor& g, std::vector<Target>* targets) {
+    if (!targets) {
+      accumulate_leaf(leaf, g);
+      return;
+    }
+    for (Target& t : *targets)
+      if (t.impl == leaf && t.record < 0) accumulate(t.value, g);
+  }
+
+  static void capture_record(int32_t i, const Tensor& g, std::vector<Target>& targets) {
+    for (Target& t : targets)
+      if (t.record == i) accumulate(t.value, g);
+  }
+};
+
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+              bool retain_graph) {
+  NoGradGuard no_grad;  // gradients themselves are never recorded
+  Engine::run(roots, grads, retain_graph, nullptr);
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs,
+                         const std::vector<Tensor>& grad_outputs,
+                         const std::vector<Tensor>& inputs, bool retain_graph,
+                         bool allow_unused) {
+  NoGradGuard no_grad;
+  std::vector<Engine::Target> targets;
+  for (size_t k = 0; k < inputs.size(); k++) {
+    const Tensor& t = inputs[k];
+    TG_CHECK(t.defined() && t.requires_grad(), RuntimeError, "autograd.grad: input ", k,
+             " does not require grad");
+    targets.push_back({t.impl(), t.is_leaf() ? -1 : t.impl()->record, Tensor()});
+  }
+  std::vector<Tensor> gos = grad_outputs;
+  gos.resize(outputs.size());
+  Engine::run(outputs, gos, retain_graph, &targets);
+  std::vector<Tensor> result;
+  for (size_t k = 0; k < targets.size(); k++) {
+    Tensor v = targets[k].value;
+    if (!v.defined() && !allow_unused)
+      throw RuntimeError(str("autograd.grad: input ", k, " (", inputs[k].describe(),
+                             ") was not used in the graph of the outputs; pass "
+                             "allow_unused=True if this is expected"));
+    // Callers own what they get back: never hand out an alias of a buffer
+    // that is still part of another computation.
+    if (v.defined()) v = clone(v);
+    result.push_back(v);
+  }
+  return result;
+}
+
+}  // namespace tg

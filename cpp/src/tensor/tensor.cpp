@@ -1,0 +1,305 @@
+#include "tapegrad/tensor.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "tapegrad/ops.h"
+#include "tapegrad/tape.h"
+
+namespace tg {
+
+// ---------------------------------------------------------------- dtype
+size_t itemsize(DType dt) {
+  switch (dt) {
+    case DType::Float32: return 4;
+    case DType::Float64: return 8;
+    case DType::Int64: return 8;
+    case DType::Bool: return 1;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType dt) {
+  switch (dt) {
+    case DType::Float32: return "float32";
+    case DType::Float64: return "float64";
+    case DType::Int64: return "int64";
+    case DType::Bool: return "bool";
+  }
+  return "?";
+}
+
+DType promote(DType a, DType b) {
+  auto rank = [](DType d) {
+    switch (d) {
+      case DType::Bool: return 0;
+      case DType::Int64: return 1;
+      case DType::Float32: return 2;
+      case DType::Float64: return 3;
+    }
+    return 0;
+  };
+  return rank(a) >= rank(b) ? a : b;
+}
+
+// ---------------------------------------------------------------- Dims
+Dims::Dims(std::initializer_list<int64_t> v) {
+  TG_CHECK(v.size() <= (size_t)kMaxDims, ValueError, "tapegrad supports at most ", kMaxDims,
+           " dimensions, got ", v.size());
+  for (int64_t x : v) d[ndim++] = x;
+}
+
+Dims Dims::from(const int64_t* p, int n) {
+  TG_CHECK(n >= 0 && n <= kMaxDims, ValueError, "tapegrad supports at most ", kMaxDims,
+           " dimensions, got ", n);
+  Dims s;
+  s.ndim = n;
+  for (int i = 0; i < n; i++) s.d[i] = p[i];
+  return s;
+}
+
+void Dims::push_back(int64_t v) {
+  TG_CHECK(ndim < kMaxDims, ValueError, "tapegrad supports at most ", kMaxDims, " dimensions");
+  d[ndim++] = v;
+}
+
+bool Dims::operator==(const Dims& o) const {
+  if (ndim != o.ndim) return false;
+  for (int i = 0; i < ndim; i++)
+    if (d[i] != o.d[i]) return false;
+  return true;
+}
+
+int64_t numel(const Shape& s) {
+  int64_t n = 1;
+  for (int i = 0; i < s.ndim; i++) {
+    TG_CHECK(s.d[i] >= 0, ValueError, "negative dimension ", s.d[i], " in shape ", to_string(s));
+    if (s.d[i] != 0 && n > INT64_MAX / s.d[i])
+      throw ValueError(str("shape ", to_string(s), " has more elements than fit in 64 bits"));
+    n *= s.d[i];
+  }
+  return n;
+}
+
+std::string to_string(const Dims& s) {
+  std::string out = "[";
+  for (int i = 0; i < s.ndim; i++) {
+    if (i) out += ", ";
+    out += std::to_string(s.d[i]);
+  }
+  return out + "]";
+}
+
+Strides contiguous_strides(const Shape& s) {
+  Strides st;
+  st.ndim = s.ndim;
+  int64_t acc = 1;
+  for (int i = s.ndim - 1; i >= 0; i--) {
+    st.d[i] = acc;
+    acc *= s.d[i] > 0 ? s.d[i] : 1;
+  }
+  return st;
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  Shape out;
+  out.ndim = a.ndim > b.ndim ? a.ndim : b.ndim;
+  for (int i = 0; i < out.ndim; i++) {
+    int ia = a.ndim - out.ndim + i, ib = b.ndim - out.ndim + i;
+    int64_t da = ia >= 0 ? a.d[ia] : 1, db = ib >= 0 ? b.d[ib] : 1;
+    if (da == db || db == 1) out.d[i] = da;
+    else if (da == 1) out.d[i] = db;
+    else
+      throw ValueError(str(op, ": shapes ", to_string(a), " and ", to_string(b),
+                           " cannot be broadcast together (dimension ", i, ": ", da, " vs ", db,
+                           ")"));
+  }
+  return out;
+}
+
+int wrap_dim(int64_t dim, int ndim, const char* op) {
+  int64_t n = ndim == 0 ? 1 : ndim;  // a 0-d tensor accepts dim 0 / -1, like PyTorch
+  if (dim < -n || dim >= n)
+    throw IndexError(str(op, ": dimension ", dim, " is out of range for a tensor with ", ndim,
+                         " dimensions (expected in [", -n, ", ", n - 1, "])"));
+  return (int)(dim < 0 ? dim + n : dim);
+}
+
+// ---------------------------------------------------------------- storage
+Ref<Storage> Storage::allocate(size_t nbytes) {
+  Ref<Storage> s(new Storage());
+  size_t rounded = (nbytes + 63) / 64 * 64;
+  if (rounded == 0) rounded = 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) throw std::bad_alloc();
+  s->data = p;
+  s->nbytes = nbytes;
+  return s;
+}
+
+Storage::~Storage() {
+  if (deleter) deleter(ctx, data);
+  else std::free(data);
+}
+
+TensorImpl::~TensorImpl() {
+  if (tape) {
+    tape->release_output(record);
+    tape->unretain();
+  }
+}
+
+// ---------------------------------------------------------------- Tensor
+Tensor Tensor::empty(const Shape& shape, DType dt) {
+  int64_t n = numel(shape);
+  if ((uint64_t)n > (uint64_t)INT64_MAX / itemsize(dt))
+    throw ValueError(str("empty: ", to_string(shape), " is too large to allocate"));
+  Ref<TensorImpl> t(new TensorImpl());
+  t->storage = Storage::allocate((size_t)n * itemsize(dt));
+  t->shape = shape;
+  t->strides = contiguous_strides(shape);
+  t->dtype = dt;
+  return Tensor(std::move(t));
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dt) {
+  Tensor t = empty(shape, dt);
+  std::memset(t.raw_data(), 0, (size_t)t.numel() * itemsize(dt));
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, double value, DType dt) {
+  Tensor t = empty(shape, dt);
+  fill_(t, value);
+  return t;
+}
+
+Tensor Tensor::scalar(double value, DType dt) { return full(Shape{}, value, dt); }
+
+Tensor Tensor::from_blob(void* data, const Shape& shape, const Strides& strides, DType dt,
+                         void (*deleter)(void*, void*), void* ctx, size_t nbytes) {
+  Ref<TensorImpl> t(new TensorImpl());
+  Ref<Storage> s(new Storage());
+  s->data = data;
+  s->nbytes = nbytes;
+  s->deleter = deleter;
+  s->ctx = ctx;
+  t->storage = std::move(s);
+  t->shape = shape;
+  t->strides = strides;
+  t->dtype = dt;
+  return Tensor(std::move(t));
+}
+
+Tensor Tensor::from_vector(const std::vector<double>& v, const Shape& shape, DType dt) {
+  TG_CHECK((int64_t)v.size() == tg::numel(shape), ValueError, "from_vector: ", v.size(),
+           " values do not fill shape ", to_string(shape));
+  Tensor t = empty(shape, dt);
+  for (size_t i = 0; i < v.size(); i++) {
+    switch (dt) {
+      case DType::Float32: t.data<float>()[i] = (float)v[i]; break;
+      case DType::Float64: t.data<double>()[i] = v[i]; break;
+      case DType::Int64: t.data<int64_t>()[i] = (int64_t)v[i]; break;
+      case DType::Bool: t.data<bool>()[i] = v[i] != 0; break;
+    }
+  }
+  return t;
+}
+
+int64_t Tensor::size(int dim) const { return shape()[wrap_dim(dim, ndim(), "size")]; }
+int64_t Tensor::numel() const { return tg::numel(shape()); }
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (int i = ndim() - 1; i >= 0; i--) {
+    if (shape()[i] == 1) continue;
+    if (strides()[i] != expected) return false;
+    expected *= shape()[i];
+  }
+  return true;
+}
+
+std::string Tensor::describe() const {
+  if (!defined()) return "undefined";
+  return str(dtype_name(dtype()), to_string(shape()));
+}
+
+Tensor& Tensor::set_requires_grad(bool r) {
+  if (!is_leaf() && !r)
+    throw RuntimeError(
+        "requires_grad_: you can only change requires_grad flags of leaf tensors; use "
+        "detach() to get a tensor without history");
+  TG_CHECK(!r || is_floating(dtype()), RuntimeError,
+           "requires_grad_: only floating point tensors can require gradients, got ",
+           describe());
+  impl_->requires_grad = r;
+  return *this;
+}
+
+void Tensor::set_grad(const Tensor& g) {
+  if (g.defined()) {
+    TG_CHECK(g.shape() == shape(), ValueError, "assigning .grad: gradient ", g.describe(),
+             " does not match tensor ", describe());
+    TG_CHECK(g.dtype() == dtype(), TypeError, "assigning .grad: gradient ", g.describe(),
+             " has a different dtype than tensor ", describe());
+  }
+  impl_->grad = g.ref();
+}
+
+void Tensor::retain_grad() {
+  TG_CHECK(requires_grad(), RuntimeError,
+           "retain_grad: can't retain_grad on a tensor that has requires_grad=False");
+  impl_->retains_grad = true;
+}
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  tg::backward({*this}, {gradient}, retain_graph);
+}
+
+Tensor Tensor::detach() const {
+  Ref<TensorImpl> t(new TensorImpl());
+  t->storage = impl_->storage;
+  t->offset = impl_->offset;
+  t->shape = impl_->shape;
+  t->strides = impl_->strides;
+  t->dtype = impl_->dtype;
+  return Tensor(std::move(t));
+}
+
+double Tensor::item() const {
+  TG_CHECK(numel() == 1, ValueError, "item: only a tensor with one element can be converted to a "
+           "Python number, got ", describe());
+  switch (dtype()) {
+    case DType::Float32: return *data<float>();
+    case DType::Float64: return *data<double>();
+    case DType::Int64: return (double)*data<int64_t>();
+    case DType::Bool: return *data<bool>() ? 1.0 : 0.0;
+  }
+  return 0;
+}
+
+std::vector<double> Tensor::to_vector() const {
+  Tensor c = contiguous_copy(*this);
+  std::vector<double> v((size_t)c.numel());
+  for (size_t i = 0; i < v.size(); i++) {
+    switch (dtype()) {
+      case DType::Float32: v[i] = c.data<float>()[i]; break;
+      case DType::Float64: v[i] = c.data<double>()[i]; break;
+      case DType::Int64: v[i] = (double)c.data<int64_t>()[i]; break;
+      case DType::Bool: v[i] = c.data<bool>()[i]; break;
+    }
+  }
+  return v;
+}
+
+Tensor Tensor::contiguous() const { return tg::contiguous(*this); }
+Tensor Tensor::clone() const { return tg::clone(*this); }
+
+// ---------------------------------------------------------------- grad mode
+static thread_local bool t_grad_enabled = true;
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool on) { t_grad_enabled = on; }
+
+}  // namespace tg
