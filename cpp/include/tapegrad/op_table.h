@@ -1,3 +1,5 @@
+#pragma once
+
 // The one table of recorded (differentiable) primitive ops.
 //
 // Every op that can appear on the tape is listed here exactly once. The OpId
@@ -11,6 +13,8 @@
 // composites) need no entry: their gradient comes from the primitives.
 //
 // TG_OP(Name, "python_name", family)
+#include <cstdint>
+
 #define TG_OP_TABLE(TG_OP)                          \
   /* elementwise binary, NumPy broadcasting */      \
   TG_OP(Add, "add", elementwise)                    \

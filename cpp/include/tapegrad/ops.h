@@ -128,6 +128,7 @@ void fill_(Tensor& a, double value);
 void zero_(Tensor& a);
 void add_(Tensor& a, const Tensor& b, double alpha = 1.0);  // a += alpha * b
 void mul_(Tensor& a, double s);
+void mul_(Tensor& a, const Tensor& b);                     // a *= b (broadcast to a)
 void copy_(Tensor& dst, const Tensor& src);                // broadcasting, casting
 // A contiguous copy made without recording (for kernels and conversions).
 Tensor contiguous_copy(const Tensor& a);

@@ -527,16 +527,17 @@ void copy_(Tensor& dst, const Tensor& src) {
   dst.bump_version();
 }
 
-void add_(Tensor& a, const Tensor& b, double alpha) {
-  check_inplace(a, "add_");
-  check_defined(b, "add_", "other");
-  Shape bs = broadcast_shapes(a.shape(), b.shape(), "add_");
-  TG_CHECK(bs == a.shape(), ValueError, "add_: ", b.describe(), " cannot be broadcast to ",
+// a = f(a, b) in place, b broadcast to a's shape and cast to a's dtype.
+template <class F>
+static void inplace_binary(Tensor& a, const Tensor& b, const char* op, F f) {
+  check_inplace(a, op);
+  check_defined(b, op, "other");
+  Shape bs = broadcast_shapes(a.shape(), b.shape(), op);
+  TG_CHECK(bs == a.shape(), ValueError, op, ": ", b.describe(), " cannot be broadcast to ",
            a.describe());
   Tensor y = cast_nograd(b, a.dtype());
-  dispatch_numeric(a.dtype(), "add_", [&](auto tag) {
+  dispatch_numeric(a.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    T al = (T)alpha;
     Strides st[2] = {a.strides(), broadcast_strides(y, a.shape())};
     StridedLoop loop(a.shape(), 2, st);
     char* base[2] = {(char*)a.data<T>(), (char*)y.data<T>()};
@@ -545,13 +546,22 @@ void add_(Tensor& a, const Tensor& b, double alpha) {
       T* o = (T*)p[0];
       const T* x = (const T*)p[1];
       if (str[0] == 1 && str[1] == 1) {
-        for (int64_t i = 0; i < n; i++) o[i] += al * x[i];
+        for (int64_t i = 0; i < n; i++) o[i] = (T)f(o[i], x[i]);
       } else {
-        for (int64_t i = 0; i < n; i++) o[i * str[0]] += al * x[i * str[1]];
+        for (int64_t i = 0; i < n; i++) o[i * str[0]] = (T)f(o[i * str[0]], x[i * str[1]]);
       }
     });
   });
   a.bump_version();
+}
+
+void add_(Tensor& a, const Tensor& b, double alpha) {
+  if (alpha == 1.0) inplace_binary(a, b, "add_", [](auto u, auto v) { return u + v; });
+  else inplace_binary(a, b, "add_", [alpha](auto u, auto v) { return u + (decltype(u))alpha * v; });
+}
+
+void mul_(Tensor& a, const Tensor& b) {
+  inplace_binary(a, b, "mul_", [](auto u, auto v) { return u * v; });
 }
 
 void mul_(Tensor& a, double s) {

@@ -153,7 +153,7 @@ TensorImpl::~TensorImpl() {
 
 // ---------------------------------------------------------------- Tensor
 Tensor Tensor::empty(const Shape& shape, DType dt) {
-  int64_t n = numel(shape);
+  int64_t n = tg::numel(shape);
   if ((uint64_t)n > (uint64_t)INT64_MAX / itemsize(dt))
     throw ValueError(str("empty: ", to_string(shape), " is too large to allocate"));
   Ref<TensorImpl> t(new TensorImpl());

@@ -1,0 +1,283 @@
+// The Tensor class: attributes, NumPy interop, operators and methods.
+#include <cstring>
+
+#include "bindings.h"
+
+namespace tg::bind {
+
+std::vector<int64_t> dims_arg(const py::handle& dim) {
+  if (dim.is_none()) return {};
+  if (py::isinstance<py::int_>(dim)) return {dim.cast<int64_t>()};
+  return dim.cast<std::vector<int64_t>>();
+}
+
+std::vector<int64_t> shape_args(const py::args& args) {
+  if (args.size() == 1 && !py::isinstance<py::int_>(args[0]))
+    return args[0].cast<std::vector<int64_t>>();
+  return args.cast<std::vector<int64_t>>();
+}
+
+Shape shape_of(const std::vector<int64_t>& v) {
+  for (int64_t d : v)
+    TG_CHECK(d >= 0, ValueError, "negative dimension ", d, " in shape ", to_string(Dims::from(v)));
+  return Dims::from(v);
+}
+
+Tensor tensor_arg(const py::handle& v, DType like, const char* op) {
+  if (py::isinstance<Tensor>(v)) return v.cast<Tensor>();
+  if (py::isinstance<py::bool_>(v)) return Tensor::scalar(v.cast<bool>(), DType::Bool);
+  if (py::isinstance<py::int_>(v))
+    return Tensor::scalar(v.cast<double>(), is_floating(like) ? like : DType::Int64);
+  if (py::isinstance<py::float_>(v))
+    return Tensor::scalar(v.cast<double>(), is_floating(like) ? like : DType::Float32);
+  throw TypeError(str(op, ": expected a Tensor or a Python number, got ",
+                      std::string(py::str(py::type::of(v).attr("__name__")))));
+}
+
+// ---------------------------------------------------------------- numpy
+static DType dtype_from_numpy(const py::dtype& dt) {
+  if (dt.is(py::dtype::of<float>())) return DType::Float32;
+  if (dt.is(py::dtype::of<double>())) return DType::Float64;
+  if (dt.is(py::dtype::of<int64_t>())) return DType::Int64;
+  if (dt.is(py::dtype::of<bool>())) return DType::Bool;
+  char k = dt.kind();
+  int sz = (int)dt.itemsize();
+  if (k == 'f' && sz == 4) return DType::Float32;
+  if (k == 'f' && sz == 8) return DType::Float64;
+  if (k == 'i' && sz == 8) return DType::Int64;
+  if (k == 'b') return DType::Bool;
+  throw TypeError(str("from_numpy: unsupported NumPy dtype ", std::string(py::str(dt)),
+                      "; supported: float32, float64, int64, bool"));
+}
+
+static py::dtype numpy_dtype(DType dt) {
+  switch (dt) {
+    case DType::Float32: return py::dtype::of<float>();
+    case DType::Float64: return py::dtype::of<double>();
+    case DType::Int64: return py::dtype::of<int64_t>();
+    case DType::Bool: return py::dtype::of<bool>();
+  }
+  return py::dtype::of<float>();
+}
+
+// Shares the array's memory; the storage keeps the array alive.
+Tensor from_numpy(py::array arr) {
+  DType dt = dtype_from_numpy(arr.dtype());
+  TG_CHECK(arr.ndim() <= kMaxDims, ValueError, "from_numpy: tapegrad supports at most ",
+           kMaxDims, " dimensions, got ", arr.ndim());
+  Shape shape;
+  Strides strides;
+  shape.ndim = strides.ndim = (int)arr.ndim();
+  int64_t isz = (int64_t)itemsize(dt);
+  for (int i = 0; i < shape.ndim; i++) {
+    shape.d[i] = arr.shape(i);
+    int64_t st = arr.strides(i);
+    TG_CHECK(st >= 0, ValueError, "from_numpy: arrays with negative strides are not supported; "
+             "pass a copy (np.ascontiguousarray)");
+    TG_CHECK(st % isz == 0, ValueError, "from_numpy: strides that are not a multiple of the "
+             "item size are not supported; pass np.ascontiguousarray(a)");
+    strides.d[i] = st / isz;
+  }
+  if (!arr.writeable()) arr = py::array(arr.dtype(), arr.request().shape, arr.request().strides,
+                                        arr.data());  // a writeable view would lie; copy below
+  PyObject* owner = arr.ptr();
+  Py_INCREF(owner);
+  return Tensor::from_blob(
+      arr.mutable_data(), shape, strides, dt,
+      [](void* ctx, void*) {
+        py::gil_scoped_acquire gil;
+        Py_DECREF((PyObject*)ctx);
+      },
+      owner, (size_t)arr.nbytes());
+}
+
+py::array to_numpy(const Tensor& t) {
+  TensorImpl* impl = t.impl();
+  auto* keep = new Ref<Storage>(impl->storage);
+  py::capsule base(keep, [](void* p) { delete static_cast<Ref<Storage>*>(p); });
+  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
+  std::vector<py::ssize_t> strides;
+  for (int64_t s : t.strides()) strides.push_back(s * (py::ssize_t)itemsize(t.dtype()));
+  return py::array(numpy_dtype(t.dtype()), shape, strides, t.raw_data(), base);
+}
+
+// ---------------------------------------------------------------- class
+void init_tensor(py::module_& m) {
+  py::enum_<DType>(m, "dtype", "A tensor element type (tapegrad.float32, ...)")
+      .value("float32", DType::Float32)
+      .value("float64", DType::Float64)
+      .value("int64", DType::Int64)
+      .value("bool", DType::Bool)
+      .def("__repr__", [](DType d) { return std::string("tapegrad.") + dtype_name(d); })
+      .def("__str__", [](DType d) { return std::string("tapegrad.") + dtype_name(d); })
+      .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); })
+      .def_property_readonly("itemsize", [](DType d) { return itemsize(d); });
+
+  py::class_<Tensor> cls(m, "Tensor");
+  cls.def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape().vec())); })
+      .def("size", [](const Tensor& t, py::object dim) -> py::object {
+             if (dim.is_none()) return py::tuple(py::cast(t.shape().vec()));
+             return py::int_(t.size(dim.cast<int>()));
+           }, py::arg("dim") = py::none())
+      .def_property_readonly("dtype", &Tensor::dtype)
+      .def_property_readonly("ndim", &Tensor::ndim)
+      .def("dim", &Tensor::ndim)
+      .def("numel", &Tensor::numel)
+      .def("stride", [](const Tensor& t) { return py::tuple(py::cast(t.strides().vec())); })
+      .def("storage_offset", [](const Tensor& t) { return t.impl()->offset; })
+      .def("data_ptr", [](const Tensor& t) { return (uintptr_t)t.raw_data(); })
+      .def("element_size", [](const Tensor& t) { return itemsize(t.dtype()); })
+      .def("is_contiguous", &Tensor::is_contiguous)
+      .def("is_floating_point", [](const Tensor& t) { return is_floating(t.dtype()); })
+      .def_property_readonly("_version", [](const Tensor& t) { return t.impl()->storage->version; })
+      .def("_bump_version", [](const Tensor& t) { t.bump_version(); })
+      .def("__len__", [](const Tensor& t) {
+        TG_CHECK(t.ndim() > 0, TypeError, "len() of a 0-d tensor");
+        return t.shape()[0];
+      })
+      .def("item", [](const Tensor& t) -> py::object {
+        double v = t.item();
+        if (t.dtype() == DType::Int64) return py::int_((int64_t)v);
+        if (t.dtype() == DType::Bool) return py::bool_(v != 0);
+        return py::float_(v);
+      })
+      .def("tolist", [](const Tensor& t) { return to_numpy(contiguous_copy(t)).attr("tolist")(); })
+      .def("numpy", [](const Tensor& t, bool force) {
+        if (t.requires_grad() && !force)
+          throw RuntimeError("numpy: can't call numpy() on a tensor that requires grad; use "
+                             "tensor.detach().numpy()");
+        return to_numpy(t);
+      }, py::arg("force") = false)
+      // autograd attributes
+      .def_property("requires_grad", &Tensor::requires_grad,
+                    [](Tensor& t, bool r) { t.set_requires_grad(r); })
+      .def("requires_grad_", [](Tensor& t, bool r) { t.set_requires_grad(r); return t; },
+           py::arg("requires_grad") = true)
+      .def_property("grad",
+                    [](const Tensor& t) -> py::object {
+                      Tensor g = t.grad();
+                      return g.defined() ? py::cast(g) : py::none();
+                    },
+                    [](Tensor& t, py::object g) {
+                      t.set_grad(g.is_none() ? Tensor() : g.cast<Tensor>());
+                    })
+      .def_property_readonly("is_leaf", &Tensor::is_leaf)
+      .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
+        if (t.is_leaf()) return py::none();
+        return py::str(std::string(op_name(t.impl()->tape->at(t.impl()->record).op)) +
+                       "_backward");
+      })
+      .def("retain_grad", &Tensor::retain_grad)
+      .def_property_readonly("retains_grad", [](const Tensor& t) { return t.impl()->retains_grad; })
+      .def("detach", &Tensor::detach)
+      .def("backward", [](const Tensor& t, py::object gradient, py::object retain_graph,
+                          bool create_graph) {
+             if (create_graph)
+               throw RuntimeError("backward: create_graph=True (higher-order gradients) is not "
+                                  "supported by tapegrad's tape; gradients are never recorded");
+             Tensor g = gradient.is_none() ? Tensor() : tensor_arg(gradient, t.dtype(), "backward");
+             bool retain = retain_graph.is_none() ? false : retain_graph.cast<bool>();
+             py::gil_scoped_release release;
+             t.backward(g, retain);
+           },
+           py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(),
+           py::arg("create_graph") = false)
+      .def("__hash__", [](py::object self) { return (intptr_t)self.ptr(); })
+      .def("__array__", [](const Tensor& t, py::object dtype, py::object copy) {
+             py::array a = to_numpy(t.detach());
+             if (!dtype.is_none()) a = a.attr("astype")(dtype);
+             if (!copy.is_none() && copy.cast<bool>()) a = a.attr("copy")();
+             return a;
+           },
+           py::arg("dtype") = py::none(), py::arg("copy") = py::none())
+      .def("__bool__", [](const Tensor& t) {
+        TG_CHECK(t.numel() == 1, RuntimeError, "bool: the truth value of a tensor with more "
+                 "than one element is ambiguous (", t.describe(), ")");
+        return t.item() != 0;
+      })
+      .def("__float__", [](const Tensor& t) { return t.item(); })
+      .def("__int__", [](const Tensor& t) { return (int64_t)t.item(); })
+      .def("__index__", [](const Tensor& t) {
+        TG_CHECK(t.dtype() == DType::Int64 && t.numel() == 1, TypeError,
+                 "only integer tensors of a single element can be converted to an index");
+        return (int64_t)t.item();
+      });
+
+  // Arithmetic operators: tensor (op) tensor and tensor (op) Python scalar.
+  cls.def("__add__", [](const Tensor& a, const Tensor& b) { return add(a, b); }, py::is_operator())
+      .def("__add__", [](const Tensor& a, double s) { return add(a, s); }, py::is_operator())
+      .def("__radd__", [](const Tensor& a, double s) { return add(a, s); }, py::is_operator())
+      .def("__sub__", [](const Tensor& a, const Tensor& b) { return sub(a, b); }, py::is_operator())
+      .def("__sub__", [](const Tensor& a, double s) { return sub(a, s); }, py::is_operator())
+      .def("__rsub__", [](const Tensor& a, double s) { return rsub(s, a); }, py::is_operator())
+      .def("__mul__", [](const Tensor& a, const Tensor& b) { return mul(a, b); }, py::is_operator())
+      .def("__mul__", [](const Tensor& a, double s) { return mul(a, s); }, py::is_operator())
+      .def("__rmul__", [](const Tensor& a, double s) { return mul(a, s); }, py::is_operator())
+      .def("__truediv__", [](const Tensor& a, const Tensor& b) { return div(a, b); }, py::is_operator())
+      .def("__truediv__", [](const Tensor& a, double s) { return div(a, s); }, py::is_operator())
+      .def("__rtruediv__", [](const Tensor& a, double s) { return rdiv(s, a); }, py::is_operator())
+      .def("__pow__", [](const Tensor& a, const Tensor& b) { return pow(a, b); }, py::is_operator())
+      .def("__pow__", [](const Tensor& a, double s) { return pow(a, s); }, py::is_operator())
+      .def("__rpow__", [](const Tensor& a, double s) { return pow(s, a); }, py::is_operator())
+      .def("__matmul__", [](const Tensor& a, const Tensor& b) { return matmul(a, b); }, py::is_operator())
+      .def("__neg__", [](const Tensor& a) { return neg(a); })
+      .def("__abs__", [](const Tensor& a) { return abs(a); })
+      .def("__invert__", [](const Tensor& a) { return logical_not(a); });
+
+  auto cmp = [&](const char* name, CmpOp op) {
+    cls.def(name, [op](const Tensor& a, const Tensor& b) { return compare(a, b, op); },
+            py::is_operator());
+    cls.def(name, [op](const Tensor& a, double s) { return compare(a, s, op); },
+            py::is_operator());
+  };
+  cmp("__eq__", CmpOp::Eq);
+  cmp("__ne__", CmpOp::Ne);
+  cmp("__lt__", CmpOp::Lt);
+  cmp("__le__", CmpOp::Le);
+  cmp("__gt__", CmpOp::Gt);
+  cmp("__ge__", CmpOp::Ge);
+  cmp("eq", CmpOp::Eq);
+  cmp("ne", CmpOp::Ne);
+  cmp("lt", CmpOp::Lt);
+  cmp("le", CmpOp::Le);
+  cmp("gt", CmpOp::Gt);
+  cmp("ge", CmpOp::Ge);
+
+  // In-place ops (refused on tensors in a recorded graph; see check_inplace).
+  cls.def("add_", [](Tensor& a, py::object b, double alpha) {
+           add_(a, tensor_arg(b, a.dtype(), "add_"), alpha);
+           return a;
+         }, py::arg("other"), py::arg("alpha") = 1.0)
+      .def("sub_", [](Tensor& a, py::object b, double alpha) {
+           add_(a, tensor_arg(b, a.dtype(), "sub_"), -alpha);
+           return a;
+         }, py::arg("other"), py::arg("alpha") = 1.0)
+      .def("mul_", [](Tensor& a, py::object b) {
+           if (py::isinstance<Tensor>(b)) {
+             mul_(a, b.cast<Tensor>());
+           } else {
+             mul_(a, b.cast<double>());
+           }
+           return a;
+         })
+      .def("div_", [](Tensor& a, double s) { mul_(a, 1.0 / s); return a; })
+      .def("zero_", [](Tensor& a) { zero_(a); return a; })
+      .def("fill_", [](Tensor& a, double v) { fill_(a, v); return a; })
+      .def("copy_", [](Tensor& a, const Tensor& src) { copy_(a, src); return a; })
+      .def("__iadd__", [](Tensor& a, py::object b) {
+        add_(a, tensor_arg(b, a.dtype(), "__iadd__"), 1.0);
+        return a;
+      })
+      .def("__isub__", [](Tensor& a, py::object b) {
+        add_(a, tensor_arg(b, a.dtype(), "__isub__"), -1.0);
+        return a;
+      })
+      .def("__imul__", [](Tensor& a, py::object b) {
+        if (py::isinstance<Tensor>(b)) mul_(a, b.cast<Tensor>());
+        else mul_(a, b.cast<double>());
+        return a;
+      })
+      .def("__itruediv__", [](Tensor& a, double s) { mul_(a, 1.0 / s); return a; });
+}
+
+}  // namespace tg::bind

@@ -1,0 +1,53 @@
+"""tapegrad: a C++ tape-based reverse-mode autodiff engine with a PyTorch-shaped API.
+
+    import tapegrad as tg
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    x.grad  # tensor([2., 4.])
+"""
+
+# Load the BLAS that _C links against before _C itself (see Note [Finding
+# OpenBLAS at import time] in CMakeLists.txt). A system-BLAS build has no such
+# dependency, so its absence is fine.
+try:
+    import scipy_openblas32 as _scipy_openblas32  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+from . import _C
+from ._C import (
+    Tensor,
+    dtype,
+    from_numpy,
+    manual_seed,
+    set_num_threads,
+    get_num_threads,
+    is_grad_enabled,
+    # ops (also Tensor methods)
+    add, sub, mul, div, pow, maximum, minimum, where,
+    neg, exp, log, sqrt, abs, sin, cos, square, clamp, clip, sign, isnan, logical_not,
+    sigmoid, tanh, relu, softmax, log_softmax,
+    sum, mean, var, std, max, min, amax, argmax, argmin, logsumexp,
+    matmul, mm, dot, outer,
+    reshape, permute, transpose, t, squeeze, unsqueeze, flatten, clone, narrow, select,
+    split, chunk, index_select, gather, cat, concat, stack,
+)
+from ._grad_mode import no_grad, enable_grad, set_grad_enabled
+from ._creation import (
+    tensor, as_tensor, zeros, ones, full, empty, arange, eye, rand, randn, randint,
+    zeros_like, ones_like, full_like, empty_like, rand_like, randn_like,
+)
+from . import _tensor  # noqa: F401  (adds the Python-side Tensor methods)
+from . import autograd
+from .autograd import gradcheck
+from . import nn
+
+float32 = dtype.float32
+float64 = dtype.float64
+int64 = dtype.int64
+bool = dtype.bool  # noqa: A001  (mirrors torch.bool)
+float = float32  # noqa: A001
+double = float64
+long = int64
+
+__version__ = "0.1.0"

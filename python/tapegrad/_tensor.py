@@ -1,0 +1,183 @@
+"""The Python-side part of Tensor: repr, formatting, iteration and indexing.
+
+The hot paths (operators, ops, autograd) are C++ methods; indexing is parsed
+here and lowered onto the recorded primitives slice / select / unsqueeze /
+index_select, so every form of `t[...]` is differentiable.
+"""
+
+import builtins
+import numbers
+
+import numpy as np
+
+from . import _C
+from ._C import Tensor
+
+
+# ---------------------------------------------------------------- repr
+def _repr(self):
+    data = self.detach().numpy()
+    body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
+                           threshold=1000, edgeitems=3)
+    parts = [f"tensor({body}", f"shape={tuple(self.shape)}", f"dtype={self.dtype!s}".replace("tapegrad.", "")]
+    if self.grad_fn is not None:
+        parts.append(f"grad_fn=<{self.grad_fn}>")
+    elif self.requires_grad:
+        parts.append("requires_grad=True")
+    return ", ".join(parts) + ")"
+
+
+def _format(self, spec):
+    if self.numel() == 1 and spec:
+        return format(self.item(), spec)
+    return format(repr(self), spec)
+
+
+def _iter(self):
+    if self.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    for i in range(self.shape[0]):
+        yield self.select(0, i)
+
+
+# ---------------------------------------------------------------- indexing
+def _as_index_array(k, op="index"):
+    """An integer or bool index (tensor, list, ndarray) as a NumPy array."""
+    if isinstance(k, Tensor):
+        if k.dtype not in (_C.dtype.int64, _C.dtype.bool):
+            raise IndexError(f"{op}: tensors used as indices must be int64 or bool, got {k.dtype}")
+        return k.detach().numpy()
+    arr = np.asarray(k)
+    if arr.dtype.kind not in "iub":
+        raise IndexError(f"{op}: only integers, slices, None, Ellipsis and integer or boolean "
+                         f"arrays are valid indices, got {k!r}")
+    return arr.astype(np.int64) if arr.dtype.kind in "iu" else arr
+
+
+def _expand_key(self, key):
+    """Splits a key into a flat list of None / slice / int / int-array entries."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    items = []
+    for k in key:
+        if k is None or k is Ellipsis or isinstance(k, slice):
+            items.append(k)
+        elif isinstance(k, builtins.bool):
+            raise IndexError("index: a Python bool is not a valid index")
+        elif isinstance(k, numbers.Integral):
+            items.append(int(k))
+        elif isinstance(k, Tensor) and k.ndim == 0 and k.dtype == _C.dtype.int64:
+            items.append(int(k.item()))
+        else:
+            arr = _as_index_array(k)
+            if arr.dtype == np.bool_:
+                items.append(("mask", arr))
+            else:
+                items.append(arr)
+    consumed = builtins.sum(
+        0 if (k is None or k is Ellipsis) else (k[1].ndim if isinstance(k, tuple) else 1) for k in items
+    )
+    if builtins.sum(1 for k in items if k is Ellipsis) > 1:
+        raise IndexError("index: an index can only have a single ellipsis ('...')")
+    if consumed > self.ndim:
+        raise IndexError(f"index: too many indices for a tensor of dimension {self.ndim} "
+                         f"(got {consumed})")
+    out = []
+    for k in items:
+        if k is Ellipsis:
+            out.extend([slice(None)] * (self.ndim - consumed))
+        else:
+            out.append(k)
+    return out
+
+
+def _getitem(self, key):
+    result = self
+    dim = 0
+    advanced = []  # (dim in result, int array)
+    for k in _expand_key(self, key):
+        if k is None:
+            result = result.unsqueeze(dim)
+            dim += 1
+        elif isinstance(k, slice):
+            result = _C._slice(result, dim, k.start, k.stop, 1 if k.step is None else k.step)
+            dim += 1
+        elif isinstance(k, int):
+            result = result.select(dim, k)
+        elif isinstance(k, tuple):  # a bool mask covering mask.ndim dims
+            mask = k[1]
+            expect = tuple(result.shape[dim:dim + mask.ndim])
+            if mask.shape != expect:
+                raise IndexError(f"index: the shape of the mask {list(mask.shape)} does not match "
+                                 f"the shape of the indexed tensor {list(expect)}")
+            for arr in np.nonzero(mask):
+                advanced.append((dim, arr.astype(np.int64)))
+                dim += 1
+        else:
+            advanced.append((dim, k))
+            dim += 1
+    if not advanced:
+        return result
+    return _advanced_index(result, advanced)
+
+
+def _advanced_index(x, advanced):
+    """NumPy/PyTorch integer-array indexing, lowered onto index_select."""
+    dims = [d for d, _ in advanced]
+    try:
+        arrays = np.broadcast_arrays(*[a for _, a in advanced])
+    except ValueError:
+        shapes = [list(a.shape) for _, a in advanced]
+        raise IndexError(f"index: shape mismatch: indexing arrays of shapes {shapes} cannot be "
+                         "broadcast together") from None
+    wrapped = []
+    for d, a in zip(dims, arrays):
+        n = x.shape[d]
+        bad = (a < -n) | (a >= n)
+        if bad.any():
+            raise IndexError(f"index: index {int(a[bad].flat[0])} is out of bounds for dimension "
+                             f"{d} with size {n}")
+        wrapped.append(np.where(a < 0, a + n, a))
+    if dims != list(range(dims[0], dims[0] + len(dims))):
+        # Separated advanced indices: their result dims go first (NumPy's rule).
+        rest = [d for d in range(x.ndim) if d not in dims]
+        x = x.permute(dims + rest)
+        dims = list(range(len(dims)))
+    first, k = dims[0], len(dims)
+    shape = list(x.shape)
+    sizes = shape[first:first + k]
+    linear = np.zeros(arrays[0].shape, dtype=np.int64)
+    for a, size in zip(wrapped, sizes):
+        linear = linear * size + a
+    merged = x.reshape(shape[:first] + [int(np.prod(sizes))] + shape[first + k:])
+    index = _C.from_numpy(np.ascontiguousarray(linear.reshape(-1)))
+    out = merged.index_select(first, index)
+    return out.reshape(shape[:first] + list(linear.shape) + shape[first + k:])
+
+
+def _to_numpy_key(key):
+    if isinstance(key, tuple):
+        return tuple(_to_numpy_key(k) for k in key)
+    if isinstance(key, Tensor):
+        return key.detach().numpy()
+    return key
+
+
+def _setitem(self, key, value):
+    if _C.is_grad_enabled() and self.requires_grad:
+        kind = "a leaf tensor that requires grad" if self.is_leaf else "a tensor with autograd history"
+        raise RuntimeError(f"__setitem__: {kind} ({self.dtype}{list(self.shape)}) is being used in "
+                           "an in-place operation; wrap it in tapegrad.no_grad()")
+    target = self.detach().numpy()
+    if isinstance(value, Tensor):
+        value = value.detach().numpy()
+    target[_to_numpy_key(key)] = value
+    self._bump_version()
+
+
+Tensor.__repr__ = _repr
+Tensor.__str__ = _repr
+Tensor.__format__ = _format
+Tensor.__iter__ = _iter
+Tensor.__getitem__ = _getitem
+Tensor.__setitem__ = _setitem

@@ -1,0 +1,117 @@
+"""tapegrad.nn.functional, with PyTorch's names and semantics.
+
+Fused kernels (cross_entropy, binary_cross_entropy_with_logits, mse_loss,
+softmax, ...) are single tape records with hand-written backward; the rest are
+composites of recorded primitives and need no backward of their own.
+"""
+
+import numpy as np
+
+from .. import _C
+from .._C import (
+    binary_cross_entropy_with_logits,
+    embedding,
+    hardtanh,
+    leaky_relu,
+    log_softmax as _log_softmax,
+    nll_loss,
+    prelu,
+    relu,
+    sigmoid,
+    softmax as _softmax,
+    tanh,
+)
+
+__all__ = [
+    "relu", "leaky_relu", "hardtanh", "prelu", "sigmoid", "tanh", "softmax", "log_softmax",
+    "embedding", "linear", "dropout", "cross_entropy", "nll_loss",
+    "binary_cross_entropy_with_logits", "mse_loss", "hinge_loss", "multi_margin_loss",
+]
+
+
+def _need_dim(name, dim):
+    if dim is None:
+        raise TypeError(f"{name}: pass dim= explicitly (the implicit choice is deprecated in PyTorch)")
+    return dim
+
+
+def softmax(input, dim=None):
+    return _softmax(input, _need_dim("softmax", dim))
+
+
+def log_softmax(input, dim=None):
+    return _log_softmax(input, _need_dim("log_softmax", dim))
+
+
+def linear(input, weight, bias=None):
+    """y = x W^T + b, with PyTorch's weight layout (out_features, in_features)."""
+    out = input.matmul(weight.t())
+    return out if bias is None else out + bias
+
+
+def dropout(input, p=0.5, training=True):
+    """Zeroes elements with probability p and scales the rest by 1/(1-p) (inverted dropout)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    keep = (_C._rand(list(input.shape), input.dtype) >= p).to(input.dtype)
+    return input * keep * (1.0 / (1.0 - p))
+
+
+def cross_entropy(input, target, reduction="mean", ignore_index=-100):
+    """Fused log-softmax + negative log-likelihood over integer class targets."""
+    return _C.cross_entropy(input, target, reduction, ignore_index)
+
+
+def _reduce(loss, reduction, op):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def mse_loss(input, target, reduction="mean", *, half=False):
+    """Mean squared error. half=True multiplies by 1/2: with reduction='sum' that is the
+    lectures' 1/2 ||y - y*||^2, whose gradient is simply (y - y*)."""
+    loss = _C.mse_loss(input, target, reduction)
+    return loss * 0.5 if half else loss
+
+
+def hinge_loss(input, target, margin=1.0, reduction="mean"):
+    """Binary max-margin loss max(0, margin - y * s) for targets y in {-1, +1}.
+
+    (A tapegrad extension: PyTorch's hinge_embedding_loss is a different loss.)
+    """
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"hinge_loss: input {list(input.shape)} and target "
+                         f"{list(target.shape)} must have the same shape")
+    return _reduce(relu(margin - target * input), reduction, "hinge_loss")
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
+    """Multi-class hinge: sum_{i != y} max(0, margin - x[y] + x[i])^p / C (PyTorch semantics)."""
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 are supported, got {p}")
+    if weight is not None:
+        raise ValueError("multi_margin_loss: class weights are not supported")
+    x = input if input.ndim == 2 else input.unsqueeze(0)
+    y = target.reshape(-1)
+    if x.ndim != 2 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"multi_margin_loss: expected input (N, C) and target (N), got "
+                         f"{list(input.shape)} and {list(target.shape)}")
+    n, c = x.shape
+    correct = x.gather(1, y.unsqueeze(1))  # checks the target range
+    margins = relu(margin - correct + x)
+    if p == 2:
+        margins = margins * margins
+    is_target = _C.from_numpy(np.arange(c)[None, :] == y.numpy()[:, None])
+    per_sample = _C.where(is_target, 0.0, margins).sum(1) / c
+    if input.ndim == 1:
+        per_sample = per_sample.reshape([])
+    return _reduce(per_sample, reduction, "multi_margin_loss")
