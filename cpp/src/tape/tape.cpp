@@ -104,6 +104,13 @@ Record* Tape::begin(OpId op, const std::vector<Tensor>& inputs) {
 
 void Tape::finish(Record* r, Tensor& output) {
   int32_t index = (int32_t)(r - records_.data());
+  // Note [Saved outputs]
+  // An op that saves its own output (exp, sigmoid, softmax...) must not hold
+  // the output's TensorImpl: that impl keeps this record alive, a cycle that
+  // would never be freed. Save an alias without history instead; it shares
+  // the storage, so in-place writes are still caught by the version counter.
+  for (SavedTensor& s : r->saved)
+    if (s.tensor.impl() == output.impl()) s.tensor = output.detach();
   r->had_saved = !r->saved.empty();
   r->out_shape = output.shape();
   r->out_dtype = output.dtype();
