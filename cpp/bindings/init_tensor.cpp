@@ -151,8 +151,6 @@ void init_tensor(py::module_& m) {
       // autograd attributes
       .def_property("requires_grad", &Tensor::requires_grad,
                     [](Tensor& t, bool r) { t.set_requires_grad(r); })
-      .def("requires_grad_", [](Tensor& t, bool r) { t.set_requires_grad(r); return t; },
-           py::arg("requires_grad") = true)
       .def_property("grad",
                     [](const Tensor& t) -> py::object {
                       Tensor g = t.grad();
@@ -244,40 +242,44 @@ void init_tensor(py::module_& m) {
   cmp("ge", CmpOp::Ge);
 
   // In-place ops (refused on tensors in a recorded graph; see check_inplace).
-  cls.def("add_", [](Tensor& a, py::object b, double alpha) {
-           add_(a, tensor_arg(b, a.dtype(), "add_"), alpha);
-           return a;
-         }, py::arg("other"), py::arg("alpha") = 1.0)
-      .def("sub_", [](Tensor& a, py::object b, double alpha) {
-           add_(a, tensor_arg(b, a.dtype(), "sub_"), -alpha);
-           return a;
-         }, py::arg("other"), py::arg("alpha") = 1.0)
-      .def("mul_", [](Tensor& a, py::object b) {
-           if (py::isinstance<Tensor>(b)) {
-             mul_(a, b.cast<Tensor>());
-           } else {
-             mul_(a, b.cast<double>());
-           }
-           return a;
-         })
-      .def("div_", [](Tensor& a, double s) { mul_(a, 1.0 / s); return a; })
-      .def("zero_", [](Tensor& a) { zero_(a); return a; })
-      .def("fill_", [](Tensor& a, double v) { fill_(a, v); return a; })
-      .def("copy_", [](Tensor& a, const Tensor& src) { copy_(a, src); return a; })
-      .def("__iadd__", [](Tensor& a, py::object b) {
-        add_(a, tensor_arg(b, a.dtype(), "__iadd__"), 1.0);
-        return a;
-      })
-      .def("__isub__", [](Tensor& a, py::object b) {
-        add_(a, tensor_arg(b, a.dtype(), "__isub__"), -1.0);
-        return a;
-      })
-      .def("__imul__", [](Tensor& a, py::object b) {
-        if (py::isinstance<Tensor>(b)) mul_(a, b.cast<Tensor>());
-        else mul_(a, b.cast<double>());
-        return a;
-      })
-      .def("__itruediv__", [](Tensor& a, double s) { mul_(a, 1.0 / s); return a; });
+  // Each returns `self`, the same Python object, as PyTorch does.
+  using InplaceFn = void (*)(Tensor&, py::object);
+  auto inplace = [&](const char* name, InplaceFn fn) {
+    cls.def(name, [fn](py::object self, py::object other) {
+      fn(self.cast<Tensor&>(), other);
+      return self;
+    }, py::arg("other"));
+  };
+  auto add_with_alpha = [&](const char* name, double sign) {
+    cls.def(name, [sign](py::object self, py::object other, double alpha) {
+      Tensor& a = self.cast<Tensor&>();
+      add_(a, tensor_arg(other, a.dtype(), "add_"), sign * alpha);
+      return self;
+    }, py::arg("other"), py::arg("alpha") = 1.0);
+  };
+  add_with_alpha("add_", 1.0);
+  add_with_alpha("sub_", -1.0);
+  InplaceFn mul_into = [](Tensor& a, py::object b) {
+    if (py::isinstance<Tensor>(b)) mul_(a, b.cast<Tensor>());
+    else mul_(a, b.cast<double>());
+  };
+  InplaceFn div_into = [](Tensor& a, py::object b) {
+    if (py::isinstance<Tensor>(b)) mul_(a, rdiv(1.0, b.cast<Tensor>()));
+    else mul_(a, 1.0 / b.cast<double>());
+  };
+  inplace("mul_", mul_into);
+  inplace("div_", div_into);
+  inplace("__imul__", mul_into);
+  inplace("__itruediv__", div_into);
+  inplace("__iadd__", [](Tensor& a, py::object b) { add_(a, tensor_arg(b, a.dtype(), "add_"), 1.0); });
+  inplace("__isub__", [](Tensor& a, py::object b) { add_(a, tensor_arg(b, a.dtype(), "sub_"), -1.0); });
+  inplace("fill_", [](Tensor& a, py::object v) { fill_(a, v.cast<double>()); });
+  inplace("copy_", [](Tensor& a, py::object src) { copy_(a, src.cast<Tensor>()); });
+  cls.def("zero_", [](py::object self) { zero_(self.cast<Tensor&>()); return self; });
+  cls.def("requires_grad_", [](py::object self, bool r) {
+    self.cast<Tensor&>().set_requires_grad(r);
+    return self;
+  }, py::arg("requires_grad") = true);
 }
 
 }  // namespace tg::bind

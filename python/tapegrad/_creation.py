@@ -67,7 +67,7 @@ def tensor(data, dtype=None, requires_grad=False):
                 dtype = _C.dtype.float64 if (from_numpy_array and arr.dtype == np.float64) else _C.dtype.float32
             else:
                 raise TypeError(f"tensor: unsupported data type {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=_np_dtype(dtype))
+    arr = np.asarray(arr, dtype=_np_dtype(dtype), order="C")  # keeps 0-d (ascontiguousarray would not)
     if requires_grad and not dtype.is_floating_point:
         raise RuntimeError(f"tensor: only floating point tensors can require gradients, got {dtype}")
     return _finish(_C.from_numpy(arr), requires_grad)

@@ -503,7 +503,10 @@ void fill_(Tensor& a, double value) {
   a.bump_version();
 }
 
-void zero_(Tensor& a) { fill_(a, 0.0); }
+void zero_(Tensor& a) {
+  check_inplace(a, "zero_");
+  fill_(a, 0.0);
+}
 
 void copy_(Tensor& dst, const Tensor& src) {
   check_inplace(dst, "copy_");
