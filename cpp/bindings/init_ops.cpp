@@ -62,6 +62,8 @@ void init_ops(py::module_& m) {
   TG_BIND_BINARY("maximum", maximum(a, b), maximum(a, Tensor::scalar(s, a.dtype())));
   TG_BIND_BINARY("minimum", minimum(a, b), minimum(a, Tensor::scalar(s, a.dtype())));
 #undef TG_BIND_BINARY
+  m.def("pow", [](double base, const Tensor& exponent) { return pow(base, exponent); },
+        py::arg("self"), py::arg("exponent"));
 
   m.def("where", [](const Tensor& cond, py::object a, py::object b) {
     DType like = py::isinstance<Tensor>(a)   ? a.cast<Tensor>().dtype()

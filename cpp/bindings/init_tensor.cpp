@@ -36,6 +36,10 @@ Tensor tensor_arg(const py::handle& v, DType like, const char* op) {
 
 // ---------------------------------------------------------------- numpy
 static DType dtype_from_numpy(const py::dtype& dt) {
+  if (!dt.attr("isnative").cast<bool>())
+    throw ValueError(str("from_numpy: arrays with non-native byte order (",
+                         std::string(py::str(dt)), ") are not supported; convert with "
+                         "a.astype(a.dtype.newbyteorder('='))"));
   if (dt.is(py::dtype::of<float>())) return DType::Float32;
   if (dt.is(py::dtype::of<double>())) return DType::Float64;
   if (dt.is(py::dtype::of<int64_t>())) return DType::Int64;

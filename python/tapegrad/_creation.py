@@ -64,7 +64,8 @@ def tensor(data, dtype=None, requires_grad=False):
             elif kind in "iu":
                 dtype = _C.dtype.int64
             elif kind == "f":
-                dtype = _C.dtype.float64 if (from_numpy_array and arr.dtype == np.float64) else _C.dtype.float32
+                wide = arr.dtype.itemsize == 8
+                dtype = _C.dtype.float64 if (from_numpy_array and wide) else _C.dtype.float32
             else:
                 raise TypeError(f"tensor: unsupported data type {arr.dtype}")
     arr = np.asarray(arr, dtype=_np_dtype(dtype), order="C")  # keeps 0-d (ascontiguousarray would not)
@@ -130,6 +131,9 @@ def randn(*size, dtype=None, requires_grad=False):
 
 
 def randint(low, high=None, size=None, dtype=None):
+    """randint(high, size) or randint(low, high, size): int64 uniform in [low, high)."""
+    if size is None and not isinstance(high, numbers.Integral) and high is not None:
+        low, high, size = 0, low, high
     if size is None:
         raise TypeError("randint: size is required, e.g. randint(0, 10, (3,))")
     if high is None:

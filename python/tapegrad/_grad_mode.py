@@ -12,6 +12,14 @@ from . import _C
 class _GradMode:
     _enabled = True
 
+    def __new__(cls, func=None):
+        # @tg.no_grad (without parentheses) decorates directly, as in PyTorch.
+        if func is None or cls is set_grad_enabled:
+            return super().__new__(cls)
+        if not callable(func):
+            raise TypeError(f"{cls.__name__}() takes no arguments (got {func!r})")
+        return cls()(func)
+
     def __enter__(self):
         self._prev = _C.is_grad_enabled()
         _C._set_grad_enabled(self._enabled)

@@ -2,7 +2,7 @@
 #include "tapegrad/tape.h"
 
 #include <algorithm>
-#include <unordered_map>
+#include <mutex>
 
 #include "tapegrad/ops.h"
 
@@ -191,8 +191,15 @@ void accumulate(Tensor& slot, const Tensor& g) {
   }
 }
 
+// Note [Leaf gradients and threads]
+// Backward runs without the GIL, and threads training on a shared parameter
+// accumulate into the same .grad. Tapes are per thread, leaves are not: the
+// one shared write is serialised here.
+std::mutex g_leaf_grad_mutex;
+
 // Fresh storage for a leaf's .grad so it never aliases an intermediate.
 void accumulate_leaf(TensorImpl* leaf, const Tensor& g) {
+  std::lock_guard<std::mutex> lock(g_leaf_grad_mutex);
   if (!leaf->grad) {
     leaf->grad = clone(g).ref();
   } else {
