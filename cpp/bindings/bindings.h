@@ -11,6 +11,9 @@
 
 namespace py = pybind11;
 
+// tg::Ref is an intrusive pointer: safe to rebuild from a raw pointer.
+PYBIND11_DECLARE_HOLDER_TYPE(T, tg::Ref<T>, true)
+
 namespace tg::bind {
 
 void init_tensor(py::module_& m);

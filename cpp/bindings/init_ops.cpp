@@ -232,8 +232,10 @@ void init_ops(py::module_& m) {
         py::arg("input"), py::arg("min_val") = -1.0, py::arg("max_val") = 1.0);
   m.def("prelu", [](const Tensor& a, const Tensor& w) { return prelu(a, w); }, py::arg("input"),
         py::arg("weight"));
-  m.def("embedding", [](const Tensor& idx, const Tensor& w) { return embedding(idx, w); },
-        py::arg("input"), py::arg("weight"));
+  m.def("embedding", [](const Tensor& idx, const Tensor& w, py::object padding_idx, bool sparse) {
+    return embedding(idx, w, opt_int(padding_idx), sparse);
+  }, py::arg("input"), py::arg("weight"), py::arg("padding_idx") = py::none(),
+     py::arg("sparse") = false);
   m.def("cross_entropy", [](const Tensor& x, const Tensor& y, const std::string& red,
                             int64_t ignore) {
     return cross_entropy(x, y, parse_reduction(red, "cross_entropy"), ignore);

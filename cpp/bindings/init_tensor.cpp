@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "bindings.h"
+#include "tapegrad/sparse.h"
 
 namespace tg::bind {
 
@@ -117,6 +118,25 @@ void init_tensor(py::module_& m) {
       .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); })
       .def_property_readonly("itemsize", [](DType d) { return itemsize(d); });
 
+  // A row-sparse gradient (see cpp/include/tapegrad/sparse.h): what .grad
+  // holds for an embedding looked up with sparse=True.
+  py::class_<RowSparse, Ref<RowSparse>>(m, "RowSparseGrad",
+      "A row-sparse gradient: values[i] is the gradient of row indices[i] (rows may repeat)")
+      .def_property_readonly("is_sparse", [](const RowSparse&) { return true; })
+      .def_property_readonly("shape", [](const RowSparse& s) { return py::tuple(py::cast(s.dense_shape.vec())); })
+      .def_property_readonly("dtype", [](const RowSparse& s) { return s.values.dtype(); })
+      .def("indices", [](const RowSparse& s) { return s.indices; })
+      .def("values", [](const RowSparse& s) { return s.values; })
+      .def("_indices", [](const RowSparse& s) { return s.indices; })
+      .def("_values", [](const RowSparse& s) { return s.values; })
+      .def("_nnz", &RowSparse::nnz)
+      .def("coalesce", &RowSparse::coalesce)
+      .def("to_dense", &RowSparse::to_dense)
+      .def("__repr__", [](const RowSparse& s) {
+        return str("RowSparseGrad(rows=", s.nnz(), ", shape=", to_string(s.dense_shape), ", dtype=",
+                   dtype_name(s.values.dtype()), ")");
+      });
+
   py::class_<Tensor> cls(m, "Tensor");
   cls.def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape().vec())); })
       .def("size", [](const Tensor& t, py::object dim) -> py::object {
@@ -157,6 +177,7 @@ void init_tensor(py::module_& m) {
                     [](Tensor& t, bool r) { t.set_requires_grad(r); })
       .def_property("grad",
                     [](const Tensor& t) -> py::object {
+                      if (t.impl()->sparse_grad) return py::cast(t.impl()->sparse_grad);
                       Tensor g = t.grad();
                       return g.defined() ? py::cast(g) : py::none();
                     },
@@ -164,6 +185,7 @@ void init_tensor(py::module_& m) {
                       t.set_grad(g.is_none() ? Tensor() : g.cast<Tensor>());
                     })
       .def_property_readonly("is_leaf", &Tensor::is_leaf)
+      .def_property_readonly("is_sparse", [](const Tensor&) { return false; })
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
         if (t.is_leaf()) return py::none();
         return py::str(std::string(op_name(t.impl()->tape->at(t.impl()->record).op)) +

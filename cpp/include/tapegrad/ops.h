@@ -110,8 +110,11 @@ std::vector<Tensor> chunk(const Tensor& a, int64_t chunks, int64_t dim = 0);
 Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index);  // index: int64 1-D
 Tensor gather(const Tensor& a, int64_t dim, const Tensor& index);
 // Rows of `weight` (V, D) for int64 `indices` of any shape -> indices.shape + (D).
-// Backward scatter-adds into the looked-up rows only.
-Tensor embedding(const Tensor& indices, const Tensor& weight);
+// Backward scatter-adds into the looked-up rows only; rows equal to
+// padding_idx get no gradient; sparse=true delivers a RowSparse gradient to a
+// leaf weight (see sparse.h).
+Tensor embedding(const Tensor& indices, const Tensor& weight,
+                 std::optional<int64_t> padding_idx = std::nullopt, bool sparse = false);
 
 // ---- losses
 Tensor cross_entropy(const Tensor& logits, const Tensor& target,

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "tapegrad/op_table.h"
+#include "tapegrad/sparse.h"
 #include "tapegrad/tensor.h"
 
 namespace tg {
@@ -57,6 +58,10 @@ struct Record {
   std::vector<int64_t> ints;  // op attributes: dims, sizes, flags
   double scalars[4] = {0, 0, 0, 0};
   Tensor grad;  // gradient of the output, accumulated during backward
+  // A backward that produces a row-sparse gradient for input `sparse_input`
+  // leaves it here instead of in grad_in (only embedding does).
+  mutable Ref<RowSparse> sparse_grad_out;
+  mutable int sparse_input = -1;
 
   void save(const Tensor& t) { saved.push_back({t, t.impl()->storage->version}); }
   const Tensor& saved_tensor(size_t i) const { return saved[i].tensor; }

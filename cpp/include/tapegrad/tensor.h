@@ -110,6 +110,7 @@ struct Storage : RefCounted {
 };
 
 class Tape;
+struct RowSparse;
 
 // ---------------------------------------------------------------- tensor impl
 struct TensorImpl : RefCounted {
@@ -126,6 +127,7 @@ struct TensorImpl : RefCounted {
   int32_t record = -1;
   Tape* tape = nullptr;     // strong reference (see Tape::retain), set iff record >= 0
   Ref<TensorImpl> grad;     // .grad of a leaf (or of a non-leaf after retain_grad)
+  Ref<RowSparse> sparse_grad;  // .grad when it is row-sparse (see sparse.h); never both
   void* pyobj = nullptr;    // owned by the bindings; the core never touches it
 
   ~TensorImpl();

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "op_common.h"
+#include "tapegrad/sparse.h"
 
 namespace tg {
 
@@ -683,8 +684,11 @@ void Gather_backward(const Record& r, const Tensor& g, Tensor* gin) {
 
 // ================================================================ embedding
 // y[i, :] = W[indices[i], :]   dW = zeros; dW[indices[i], :] += g[i, :]
-// (indices are integers and never get a gradient)
-Tensor embedding(const Tensor& indices, const Tensor& weight) {
+// (indices are integers and never get a gradient). Rows equal to padding_idx
+// get no gradient. With sparse=true and a leaf weight, dW is delivered as a
+// RowSparse of the looked-up rows (see Note [Row-sparse gradients]).
+Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int64_t> padding_idx,
+                 bool sparse) {
   check_defined(weight, "embedding", "weight");
   Tensor idx = index_tensor(indices, "embedding", "indices");
   TG_CHECK(weight.ndim() == 2, ValueError, "embedding: weight must be 2-D (num_embeddings, "
@@ -692,6 +696,12 @@ Tensor embedding(const Tensor& indices, const Tensor& weight) {
   TG_CHECK(is_floating(weight.dtype()), TypeError, "embedding: weight must be float32 or "
            "float64, got ", weight.describe());
   int64_t V = weight.shape()[0], D = weight.shape()[1], N = idx.numel();
+  int64_t pad = -1;
+  if (padding_idx) {
+    TG_CHECK(*padding_idx >= -V && *padding_idx < V, IndexError, "embedding: padding_idx ",
+             *padding_idx, " is out of range for ", V, " embeddings");
+    pad = *padding_idx < 0 ? *padding_idx + V : *padding_idx;
+  }
   Shape os = indices.shape();
   TG_CHECK(os.ndim < kMaxDims, ValueError, "embedding: indices ", indices.describe(),
            " have too many dimensions for the result (at most ", kMaxDims, ")");
@@ -714,6 +724,8 @@ Tensor embedding(const Tensor& indices, const Tensor& weight) {
   });
   if (Record* r = record(OpId::Embedding, indices, weight)) {
     r->save(idx);
+    r->ints.push_back(pad);
+    r->ints.push_back(sparse ? 1 : 0);
     finish(r, out);
   }
   return out;
@@ -722,15 +734,43 @@ void Embedding_backward(const Record& r, const Tensor& g, Tensor* gin) {
   if (!r.needs_input_grad(1)) return;
   const Tensor& idx = r.saved_tensor(0);
   const Shape& ws = r.inputs[1].shape;
+  int64_t pad = r.ints[0];
+  bool sparse = r.ints[1] && r.inputs[1].leaf;
   int64_t D = ws[1], N = idx.numel();
-  Tensor gw = Tensor::zeros(ws, g.dtype());
   Tensor gc = contiguous_nograd(g);
   const int64_t* ip = idx.data<int64_t>();
+  int64_t kept = N;
+  if (pad >= 0) {
+    kept = 0;
+    for (int64_t i = 0; i < N; i++) kept += ip[i] != pad;
+  }
+  if (sparse) {
+    // Copies, never views: the gradient outlives this backward.
+    Tensor rows = Tensor::empty({kept}, DType::Int64);
+    Tensor vals = Tensor::empty({kept, D}, g.dtype());
+    dispatch_float(g.dtype(), "embedding", [&](auto tag) {
+      using T = decltype(tag);
+      const T* src = gc.data<T>();
+      T* dst = vals.data<T>();
+      int64_t* ri = rows.data<int64_t>();
+      for (int64_t i = 0, k = 0; i < N; i++) {
+        if (ip[i] == pad) continue;
+        ri[k] = ip[i];
+        if (D) std::memcpy(dst + k * D, src + i * D, (size_t)D * sizeof(T));
+        k++;
+      }
+    });
+    r.sparse_grad_out = RowSparse::make(rows, vals, ws);
+    r.sparse_input = 1;
+    return;
+  }
+  Tensor gw = Tensor::zeros(ws, g.dtype());
   dispatch_float(g.dtype(), "embedding", [&](auto tag) {
     using T = decltype(tag);
     T* dst = gw.data<T>();
     const T* src = gc.data<T>();
     for (int64_t i = 0; i < N; i++) {
+      if (ip[i] == pad) continue;
       T* o = dst + ip[i] * D;
       const T* s = src + i * D;
       for (int64_t k = 0; k < D; k++) o[k] += s[k];

@@ -200,11 +200,27 @@ std::mutex g_leaf_grad_mutex;
 // Fresh storage for a leaf's .grad so it never aliases an intermediate.
 void accumulate_leaf(TensorImpl* leaf, const Tensor& g) {
   std::lock_guard<std::mutex> lock(g_leaf_grad_mutex);
+  if (leaf->sparse_grad) {  // a dense gradient meets a sparse one: densify
+    leaf->grad = leaf->sparse_grad->to_dense().ref();
+    leaf->sparse_grad.reset();
+  }
   if (!leaf->grad) {
     leaf->grad = clone(g).ref();
   } else {
     Tensor existing(leaf->grad);
     add_(existing, g);
+  }
+}
+
+void accumulate_leaf_sparse(TensorImpl* leaf, const Ref<RowSparse>& g) {
+  std::lock_guard<std::mutex> lock(g_leaf_grad_mutex);
+  if (leaf->grad) {
+    Tensor dense(leaf->grad);
+    g->add_to(dense);
+  } else if (leaf->sparse_grad) {
+    leaf->sparse_grad = leaf->sparse_grad->concat(*g);
+  } else {
+    leaf->sparse_grad = g;
   }
 }
 
@@ -279,6 +295,14 @@ struct Engine {
         }
         grad_in.assign(r.inputs.size(), Tensor());
         backward_fn(r.op)(r, gout, grad_in.data());
+        if (r.sparse_grad_out) {
+          Ref<RowSparse> sg = std::move(r.sparse_grad_out);
+          const Edge& e = r.inputs[r.sparse_input];
+          r.sparse_input = -1;
+          if (e.leaf && !targets) accumulate_leaf_sparse(e.leaf.get(), sg);
+          else if (e.leaf) deliver_leaf(e.leaf.get(), sg->to_dense(), targets);
+          else accumulate(tape.records_[e.record].grad, sg->to_dense());
+        }
         for (size_t k = 0; k < r.inputs.size(); k++) {
           const Edge& e = r.inputs[k];
           if (!e.needs_grad() || !grad_in[k].defined()) continue;

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "tapegrad/ops.h"
+#include "tapegrad/sparse.h"
 #include "tapegrad/tape.h"
 
 namespace tg {
@@ -246,6 +247,7 @@ void Tensor::set_grad(const Tensor& g) {
              " has a different dtype than tensor ", describe());
   }
   impl_->grad = g.ref();
+  impl_->sparse_grad.reset();
 }
 
 void Tensor::retain_grad() {

@@ -10,7 +10,7 @@ import numpy as np
 from .. import _C
 from .._C import (
     binary_cross_entropy_with_logits,
-    embedding,
+    embedding as _embedding,
     hardtanh,
     leaky_relu,
     log_softmax as _log_softmax,
@@ -41,6 +41,16 @@ def softmax(input, dim=None):
 
 def log_softmax(input, dim=None):
     return _log_softmax(input, _need_dim("log_softmax", dim))
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of `weight` for the int64 `input` indices. Backward touches only the rows
+    looked up; sparse=True delivers weight.grad as a RowSparseGrad (for SparseAdam and
+    sparse-aware SGD/Adagrad) instead of a dense tensor of the whole table."""
+    if max_norm is not None or scale_grad_by_freq:
+        raise ValueError("embedding: max_norm and scale_grad_by_freq are not supported")
+    return _embedding(input, weight, padding_idx, sparse)
 
 
 def linear(input, weight, bias=None):
