@@ -138,6 +138,9 @@ void init_tensor(py::module_& m) {
       });
 
   py::class_<Tensor> cls(m, "Tensor");
+  // Tensor(t) is another handle on t's data (shared storage, no history): it
+  // lets Python subclasses such as nn.Parameter wrap an existing tensor.
+  cls.def(py::init([](const Tensor& t) { return t.detach(); }), py::arg("data"));
   cls.def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape().vec())); })
       .def("size", [](const Tensor& t, py::object dim) -> py::object {
              if (dim.is_none()) return py::tuple(py::cast(t.shape().vec()));
