@@ -184,6 +184,17 @@ struct DimSplit {
   }
 };
 
+// ---------------------------------------------------------------- batch math
+// (cpp/src/kernels/vec_math.cpp; see Note [Vectorised exp] there)
+// Largest element of x[0, n), NaN if any element is NaN.
+float max_run(const float* x, int64_t n);
+double max_run(const double* x, int64_t n);
+// out[i] = exp(x[i] - shift) (out may be null) and returns the sum, in double.
+double exp_shifted_sum(const float* x, int64_t n, float shift, float* out);
+double exp_shifted_sum(const double* x, int64_t n, double shift, double* out);
+void exp_inplace(float* x, int64_t n);
+void exp_inplace(double* x, int64_t n);
+
 // ---------------------------------------------------------------- BLAS
 // Row-major C = alpha * op(A) @ op(B) + beta * C, with op = transpose when
 // trans_* is set. The one entry point to BLAS (sgemm / dgemm).

@@ -21,6 +21,16 @@ Tensor cast_nograd(const Tensor& t, DType dt) {
   return out;
 }
 
+Tensor strided_alias(const Tensor& t, const Shape& shape, const Strides& strides) {
+  Ref<TensorImpl> v(new TensorImpl());
+  v->storage = t.impl()->storage;
+  v->offset = t.impl()->offset;
+  v->shape = shape;
+  v->strides = strides;
+  v->dtype = t.dtype();
+  return Tensor(std::move(v));
+}
+
 void check_defined(const Tensor& t, const char* op, const char* what) {
   TG_CHECK(t.defined(), ValueError, op, ": ", what, " is undefined (None)");
 }

@@ -13,21 +13,8 @@
 
 namespace tg {
 
-// Batch kernels shared with activations.cpp, which defines them (vectorised
-// float32 exp and NaN-aware row max; see Note [Vectorised exp] there).
-float max_run(const float* x, int64_t n);
-double max_run(const double* x, int64_t n);
-double exp_shifted_sum(const float* x, int64_t n, float shift, float* out);
-double exp_shifted_sum(const double* x, int64_t n, double shift, double* out);
-void exp_inplace(float* x, int64_t n);
-void exp_inplace(double* x, int64_t n);
-
 namespace {
 
-Tensor dense_as(const Tensor& a, DType dt) {
-  Tensor x = cast_nograd(a, dt);
-  return x.is_contiguous() ? x : contiguous_copy(x);
-}
 
 // ---------------------------------------------------------------- class targets
 struct ClassLayout {

@@ -155,16 +155,6 @@ MatmulDims matmul_dims(const Shape& as, const Shape& bs) {
   return d;
 }
 
-Tensor view_as(const Tensor& t, const Shape& shape, const Strides& strides) {
-  Ref<TensorImpl> v(new TensorImpl());
-  v->storage = t.impl()->storage;
-  v->offset = t.impl()->offset;
-  v->shape = shape;
-  v->strides = strides;
-  v->dtype = t.dtype();
-  return Tensor(std::move(v));
-}
-
 // `t` with a size-1 dim inserted at `pos` (its stride never matters).
 Tensor insert_unit(const Tensor& t, int pos) {
   Shape s;
@@ -179,7 +169,7 @@ Tensor insert_unit(const Tensor& t, int pos) {
       st.push_back(t.strides()[i]);
     }
   }
-  return view_as(t, s, st);
+  return strided_alias(t, s, st);
 }
 
 // The operands in matrix form: a 1-D a is a (1, K) row, a 1-D b a (K, 1) column.
@@ -230,7 +220,7 @@ void matmul_forward(const Tensor& a, const Tensor& b, const MatmulDims& d, Tenso
   Shape cshape = d.ob;
   cshape.push_back(d.M);
   cshape.push_back(d.N);
-  Tensor C = view_as(out, cshape, contiguous_strides(cshape));
+  Tensor C = strided_alias(out, cshape, contiguous_strides(cshape));
   product(d.ob, d.M, d.N, d.K, MA, MB, C, d.ob);
 }
 
@@ -252,7 +242,7 @@ void matmul_grad_a(const Tensor& G2, const Tensor& B2, const MatmulDims& d, Tens
   Shape cshape = d.abatch;
   cshape.push_back(d.M);
   cshape.push_back(d.K);
-  Tensor C = view_as(ga, cshape, contiguous_strides(cshape));
+  Tensor C = strided_alias(ga, cshape, contiguous_strides(cshape));
   product(d.ob, d.M, d.K, d.N, MG, MB, C, d.abatch);
 }
 
@@ -273,7 +263,7 @@ void matmul_grad_b(const Tensor& A2, const Tensor& G2, const MatmulDims& d, Tens
   Shape cshape = d.bbatch;
   cshape.push_back(d.K);
   cshape.push_back(d.N);
-  Tensor C = view_as(gb, cshape, contiguous_strides(cshape));
+  Tensor C = strided_alias(gb, cshape, contiguous_strides(cshape));
   product(d.ob, d.K, d.N, d.M, MA, MG, C, d.bbatch);
 }
 

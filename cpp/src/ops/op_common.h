@@ -26,6 +26,13 @@ inline void finish(Record* r, Tensor& out) { Tape::current().finish(r, out); }
 // Same dtype as `t`, casting without recording (forward ops record the cast
 // implicitly: the engine casts gradients back to each input's dtype).
 Tensor cast_nograd(const Tensor& t, DType dt);
+// A contiguous tensor of dtype `dt` with a's values (no copy when a already is).
+inline Tensor dense_as(const Tensor& a, DType dt) {
+  Tensor x = cast_nograd(a, dt);
+  return x.is_contiguous() ? x : contiguous_copy(x);
+}
+// A view of t's storage (same offset) with the given shape and strides, no history.
+Tensor strided_alias(const Tensor& t, const Shape& shape, const Strides& strides);
 // Floating ops on integer tensors compute in float32, as PyTorch does.
 inline DType float_result(DType dt) { return is_floating(dt) ? dt : DType::Float32; }
 // In-place writes refuse tensors that are part of a recorded graph.

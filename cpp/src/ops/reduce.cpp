@@ -18,15 +18,6 @@
 
 namespace tg {
 
-// Batch kernels shared with activations.cpp, which defines them (vectorised
-// float32 exp and NaN-aware row max; see Note [Vectorised exp] there).
-float max_run(const float* x, int64_t n);
-double max_run(const double* x, int64_t n);
-double exp_shifted_sum(const float* x, int64_t n, float shift, float* out);
-double exp_shifted_sum(const double* x, int64_t n, double shift, double* out);
-void exp_inplace(float* x, int64_t n);
-void exp_inplace(double* x, int64_t n);
-
 namespace {
 
 template <class T>
@@ -83,18 +74,6 @@ ReducePlan plan_reduce(const Shape& s, const std::vector<int64_t>& dims, bool ke
   return p;
 }
 
-// A view of `t` (any strides) with shape `shape` and the given strides; shares
-// storage and has no history.
-Tensor view_nograd(const Tensor& t, const Shape& shape, const Strides& strides) {
-  Ref<TensorImpl> v(new TensorImpl());
-  v->storage = t.impl()->storage;
-  v->offset = t.impl()->offset;
-  v->shape = shape;
-  v->strides = strides;
-  v->dtype = t.dtype();
-  return Tensor(std::move(v));
-}
-
 // `t` has the result shape of a reduction (keepdim or not); view it with the
 // keepdim shape `kd` (reduced dims get size 1, stride 0).
 Tensor keepdim_view(const Tensor& t, const Shape& kd, uint32_t mask, bool keepdim) {
@@ -103,7 +82,7 @@ Tensor keepdim_view(const Tensor& t, const Shape& kd, uint32_t mask, bool keepdi
   st.ndim = kd.ndim;
   int j = 0;
   for (int i = 0; i < kd.ndim; i++) st[i] = ((mask >> i) & 1u) ? 0 : t.strides()[j++];
-  return view_nograd(t, kd, st);
+  return strided_alias(t, kd, st);
 }
 
 // A fresh dense tensor of `shape` holding `t` broadcast to it, divided by
@@ -332,7 +311,7 @@ Tensor sum_to(const Tensor& a, const Shape& shape) {
   }
   TG_CHECK(ok, ValueError, "sum_to: cannot sum ", a.describe(), " down to shape ",
            to_string(shape), " (the shapes are not broadcast-compatible)");
-  Tensor x = nd == s.ndim ? a : view_nograd(a, xs, xst);
+  Tensor x = nd == s.ndim ? a : strided_alias(a, xs, xst);
   DType dt = is_floating(a.dtype()) ? a.dtype() : DType::Int64;
   if (dt != a.dtype()) x = cast_nograd(x, dt);
   return reduce_sum(x, kd, shape, 1.0, "sum_to");
@@ -446,7 +425,7 @@ Tensor extremum_all(const Tensor& a, const char* name, OpId op) {
     r->ints.push_back(0);
     r->ints.push_back(1);  // over all elements
     r->save(a);
-    r->save(vals.detach());
+    r->save(vals);
     finish(r, vals);
   }
   return vals;
@@ -606,7 +585,7 @@ Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim
     r->ints.push_back(keepdim);
     r->ints.push_back(p.mask);
     r->save(a);
-    r->save(out.detach());  // detached: no cycle through the output
+    r->save(out);
     finish(r, out);
   }
   return out;
