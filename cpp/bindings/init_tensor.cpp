@@ -185,8 +185,30 @@ void init_tensor(py::module_& m) {
                       return g.defined() ? py::cast(g) : py::none();
                     },
                     [](Tensor& t, py::object g) {
+                      if (py::isinstance<RowSparse>(g)) {
+                        Ref<RowSparse> s = g.cast<Ref<RowSparse>>();
+                        TG_CHECK(s->dense_shape == t.shape(), ValueError, "assigning .grad: "
+                                 "sparse gradient of shape ", to_string(s->dense_shape),
+                                 " does not match tensor ", t.describe());
+                        t.set_grad(Tensor());
+                        t.impl()->sparse_grad = s;
+                        return;
+                      }
                       t.set_grad(g.is_none() ? Tensor() : g.cast<Tensor>());
                     })
+      .def_property("data", &Tensor::detach, [](Tensor& t, const Tensor& v) {
+        // Like PyTorch's `p.data = v`: the same tensor object now holds v's
+        // values (shape and dtype may change); history and .grad stay.
+        TG_CHECK(t.is_leaf(), RuntimeError, "data: can only be assigned on a leaf tensor");
+        TG_CHECK(!t.requires_grad() || is_floating(v.dtype()), TypeError,
+                 "data: a tensor that requires grad needs floating data, got ", v.describe());
+        TensorImpl* impl = t.impl();
+        impl->storage = v.impl()->storage;
+        impl->offset = v.impl()->offset;
+        impl->shape = v.shape();
+        impl->strides = v.strides();
+        impl->dtype = v.dtype();
+      })
       .def_property_readonly("is_leaf", &Tensor::is_leaf)
       .def_property_readonly("is_sparse", [](const Tensor&) { return false; })
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {

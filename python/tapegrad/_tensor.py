@@ -175,6 +175,17 @@ def _setitem(self, key, value):
     self._bump_version()
 
 
+def _deepcopy(self, memo):
+    """An independent copy of the values; a leaf keeps its requires_grad flag."""
+    if id(self) not in memo:
+        copy = self.detach().clone()
+        if self.is_leaf and self.requires_grad:
+            copy.requires_grad_(True)
+        memo[id(self)] = copy
+    return memo[id(self)]
+
+
+Tensor.__deepcopy__ = _deepcopy
 Tensor.__repr__ = _repr
 Tensor.__str__ = _repr
 Tensor.__format__ = _format

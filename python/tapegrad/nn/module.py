@@ -41,30 +41,35 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"cannot assign '{name}' before Module.__init__() is called")
         params, buffers, modules = self._parameters, self._buffers, self._modules
+        # Re-assigning a name keeps its place in the order (as PyTorch).
         if isinstance(value, Parameter):
-            self._discard(name)
+            self._discard(name, keep=params)
             params[name] = value
         elif isinstance(value, Module):
-            self._discard(name)
+            self._discard(name, keep=modules)
             modules[name] = value
         elif name in params:
             if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
                                 "(tapegrad.nn.Parameter or None expected)")
             params[name] = None
+        elif name in modules:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module "
+                                f"'{name}' (tapegrad.nn.Module or None expected)")
+            modules[name] = None
         elif name in buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
                                 "(Tensor or None expected)")
             buffers[name] = value
-        elif name in modules and value is None:
-            modules[name] = None
         else:
             object.__setattr__(self, name, value)
 
-    def _discard(self, name):
+    def _discard(self, name, keep=None):
         for d in (self.__dict__, self._parameters, self._buffers, self._modules):
-            d.pop(name, None)
+            if d is not keep:
+                d.pop(name, None)
 
     def __getattr__(self, name):
         d = self.__dict__
@@ -188,16 +193,22 @@ class Module:
                     p.grad.zero_()
 
     def to(self, dtype):
-        """Converts every floating parameter and buffer to `dtype` in place (as torch's .to(dtype))."""
+        """Converts every floating parameter and buffer to `dtype` in place (as torch's .to(dtype)).
+
+        Parameters keep their identity (tied weights stay tied, optimizers stay valid).
+        """
         if not isinstance(dtype, _C.dtype) or not dtype.is_floating_point:
             raise TypeError(f"Module.to: expected a floating dtype, got {dtype!r}")
-        for mod in self.modules():
-            for name, p in list(mod._parameters.items()):
-                if p is not None and p.dtype.is_floating_point and p.dtype != dtype:
-                    mod._parameters[name] = Parameter(p.detach().to(dtype), p.requires_grad)
-            for name, b in list(mod._buffers.items()):
-                if b is not None and b.dtype.is_floating_point:
-                    mod._buffers[name] = b.to(dtype)
+        with no_grad():
+            for p in self.parameters():
+                if p.dtype.is_floating_point and p.dtype != dtype:
+                    p.data = p.data.to(dtype)
+                    if p.grad is not None and not p.grad.is_sparse:
+                        p.grad = p.grad.to(dtype)
+            for mod in self.modules():
+                for name, b in mod._buffers.items():
+                    if b is not None and b.dtype.is_floating_point and b.dtype != dtype:
+                        b.data = b.data.to(dtype)
         return self
 
     def float(self):
@@ -209,7 +220,7 @@ class Module:
     # ---------------------------------------------------------------- state
     def state_dict(self, destination=None, prefix="", keep_vars=False):
         out = OrderedDict() if destination is None else destination
-        for mod_prefix, mod in self.named_modules(prefix=prefix.rstrip(".")):
+        for mod_prefix, mod in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
             dot = f"{mod_prefix}." if mod_prefix else ""
             for name, p in mod._parameters.items():
                 if p is not None:

@@ -18,6 +18,14 @@ def _values(g):
     return g.coalesce().values() if g.is_sparse else g
 
 
+def _norm(v, p):
+    if p == math.inf:
+        return v.abs().max() if v.numel() else _C._zeros([], v.dtype)
+    if p == 0:
+        return (v != 0).sum().to(v.dtype)
+    return (v.abs() ** p).sum() ** (1.0 / p)
+
+
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scales all gradients together so that their joint norm is at most max_norm.
 
@@ -29,12 +37,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         return _C._zeros([], _C.dtype.float32)
     with no_grad():
         values = [_values(g) for g in grads]
-        if norm_type == math.inf:
-            norms = [v.abs().max() if v.numel() else _C._zeros([], v.dtype) for v in values]
-            total = _C.stack([n.to(values[0].dtype) for n in norms]).max()
-        else:
-            total = _C.stack([(v.abs() ** norm_type).sum().to(values[0].dtype) for v in values]
-                             ).sum() ** (1.0 / norm_type)
+        # As PyTorch: the norm of the per-tensor norms, both of order norm_type.
+        norms = _C.stack([_norm(v, norm_type).to(values[0].dtype) for v in values])
+        total = _norm(norms, norm_type)
         t = total.item()
         if error_if_nonfinite and not math.isfinite(t):
             raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} for "
@@ -52,7 +57,16 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 def clip_grad_value_(parameters, clip_value):
     """Clamps every gradient element into [-clip_value, clip_value]."""
     clip_value = float(clip_value)
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
     with no_grad():
-        for g in _grads(parameters):
+        for p in parameters:
+            g = p.grad
+            if g is None:
+                continue
+            if g.is_sparse:
+                # Clamp each row's total, not each uncoalesced piece of it.
+                g = g.coalesce()
+                p.grad = g
             v = g.values() if g.is_sparse else g
             v.copy_(v.clamp(-clip_value, clip_value))
