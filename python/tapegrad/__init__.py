@@ -41,6 +41,8 @@ from . import _tensor  # noqa: F401  (adds the Python-side Tensor methods)
 from . import autograd
 from .autograd import gradcheck
 from . import nn
+from . import utils
+from .serialization import save, load
 
 float32 = dtype.float32
 float64 = dtype.float64

@@ -1,0 +1,177 @@
+"""``TensorDataset`` and ``DataLoader`` with PyTorch's names and batching rules.
+
+    ds = TensorDataset(x, y)                      # x: (N, ...), y: (N,)
+    loader = DataLoader(ds, batch_size=32, shuffle=True, seed=0)
+    for xb, yb in loader:                         # tuples of tapegrad tensors
+        ...
+    len(loader)                                   # batches per epoch
+
+Batches of a ``TensorDataset`` are cut with one index array per batch
+(``index_select`` for shuffled order, a slice view for sequential order): no
+per-example Python work. Other datasets (anything with ``__len__`` and
+``__getitem__``) are fetched item by item and collated like PyTorch's
+``default_collate``: tensors, arrays and numbers are stacked along a new first
+dimension, tuples/lists/dicts are collated field by field.
+
+Shuffling: each pass over the loader draws a fresh permutation from a
+``numpy.random.Generator``. With ``seed=`` (or ``generator=`` an int or a
+``numpy.random.Generator``) that generator is made once, so two loaders with
+the same seed produce the same sequence of epochs. Without one, every epoch
+seeds ``numpy.random.default_rng`` from ``tg.randint``, so ``tg.manual_seed``
+makes the order reproducible, as ``torch.manual_seed`` does for PyTorch's
+loader.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _C
+from .._creation import randint as _randint
+from .._grad_mode import no_grad as _no_grad
+
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate"]
+
+
+class Dataset:
+    """Base class for map-style datasets: implement ``__getitem__`` and ``__len__``."""
+
+    def __getitem__(self, index):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __len__(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _as_tensor(x):
+    if isinstance(x, _C.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return _C.from_numpy(np.ascontiguousarray(x))
+    raise TypeError(f"TensorDataset: expected tensors (or NumPy arrays), got {type(x).__name__}")
+
+
+class TensorDataset(Dataset):
+    """Dataset wrapping tensors that share their first dimension; item ``i`` is ``tuple(t[i] ...)``."""
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset: needs at least one tensor")
+        tensors = tuple(_as_tensor(t) for t in tensors)
+        for i, t in enumerate(tensors):
+            if t.ndim == 0:
+                raise ValueError(f"TensorDataset: tensor {i} is 0-d; every tensor needs a first (example) dimension")
+        sizes = [t.shape[0] for t in tensors]
+        if any(s != sizes[0] for s in sizes):
+            raise ValueError(f"TensorDataset: size mismatch between tensors along dim 0: {sizes}")
+        self.tensors = tensors
+
+    def __getitem__(self, index):
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self):
+        return self.tensors[0].shape[0]
+
+    def _batch(self, indices):
+        """Rows `indices` (int64 array) of every tensor, as a tuple; one gather per tensor."""
+        idx = _C.from_numpy(np.ascontiguousarray(indices, dtype=np.int64))
+        with _no_grad():
+            return tuple(_C.index_select(t, 0, idx) for t in self.tensors)
+
+    def _slice(self, start, stop):
+        with _no_grad():
+            return tuple(t[start:stop] for t in self.tensors)
+
+
+def default_collate(batch):
+    """Stack a list of examples into a batch (tensors, arrays and numbers become tensors)."""
+    first = batch[0]
+    if isinstance(first, _C.Tensor):
+        with _no_grad():
+            return _C.stack(list(batch), 0)
+    if isinstance(first, (np.ndarray, np.generic)):
+        return _C.from_numpy(np.ascontiguousarray(np.stack([np.asarray(b) for b in batch])))
+    if isinstance(first, bool):
+        return _C.from_numpy(np.array(batch, dtype=np.bool_))
+    if isinstance(first, numbers.Integral):
+        return _C.from_numpy(np.array(batch, dtype=np.int64))
+    if isinstance(first, numbers.Real):
+        return _C.from_numpy(np.array(batch, dtype=np.float32))
+    if isinstance(first, str):
+        return list(batch)
+    if isinstance(first, dict):
+        return {k: default_collate([b[k] for b in batch]) for k in first}
+    if isinstance(first, (tuple, list)):
+        n = len(first)
+        if any(len(b) != n for b in batch):
+            raise ValueError("default_collate: examples in a batch have different numbers of fields")
+        return tuple(default_collate([b[i] for b in batch]) for i in range(n))
+    raise TypeError(f"default_collate: don't know how to batch {type(first).__name__}")
+
+
+def _make_rng(generator, seed):
+    if generator is not None and seed is not None:
+        raise ValueError("DataLoader: pass either generator= or seed=, not both")
+    if seed is None:
+        seed = generator
+    if seed is None:
+        return None
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.default_rng(int(seed))
+    raise TypeError(f"DataLoader: seed/generator must be an int or a numpy.random.Generator, got {type(seed).__name__}")
+
+
+class DataLoader:
+    """Iterate over a dataset in batches: ``DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False)``.
+
+    Yields tuples of tapegrad tensors for a ``TensorDataset`` (batched along dim 0; the
+    last batch is smaller unless ``drop_last``). ``len(loader)`` is the number of batches
+    per epoch. ``collate_fn`` replaces :func:`default_collate` for other datasets.
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None, *,
+                 seed=None, collate_fn=None):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.collate_fn = collate_fn
+        self._rng = _make_rng(generator, seed)
+
+    def __len__(self):
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _order(self):
+        n = len(self.dataset)
+        if not self.shuffle:
+            return None
+        rng = self._rng
+        if rng is None:
+            # Seeded from tapegrad's RNG, so tg.manual_seed(...) fixes the order.
+            rng = np.random.default_rng(int(_randint(0, 2**62, (1,)).item()))
+        return rng.permutation(n).astype(np.int64)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        order = self._order()
+        bs = self.batch_size
+        stop = (n // bs) * bs if self.drop_last else n
+        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
+        for start in range(0, stop, bs):
+            end = min(start + bs, n)
+            if fast:
+                if order is None:
+                    yield self.dataset._slice(start, end)
+                else:
+                    yield self.dataset._batch(order[start:end])
+            else:
+                idx = range(start, end) if order is None else order[start:end].tolist()
+                items = [self.dataset[i] for i in idx]
+                yield (self.collate_fn or default_collate)(items)
