@@ -14,4 +14,5 @@ PYBIND11_MODULE(_C, m) {
   tg::bind::init_tensor(m);
   tg::bind::init_ops(m);
   tg::bind::init_autograd(m);
+  tg::bind::init_optim(m);
 }

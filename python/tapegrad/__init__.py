@@ -41,6 +41,7 @@ from . import _tensor  # noqa: F401  (adds the Python-side Tensor methods)
 from . import autograd
 from .autograd import gradcheck
 from . import nn
+from . import optim
 from . import utils
 from .serialization import save, load
 

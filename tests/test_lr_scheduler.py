@@ -1,0 +1,295 @@
+"""tapegrad.optim.lr_scheduler against torch.optim.lr_scheduler: the learning
+rates (and, for CyclicLR, momentums) epoch by epoch, state dict round trips,
+step(epoch), resuming, and the warnings and errors.
+
+The learning rates are plain Python floats computed by the same formulas in the
+same order, so they are compared for equality. The reference loops call
+optimizer.step() before scheduler.step(), as torch asks, so torch emits no
+warnings (pytest runs with filterwarnings=error).
+"""
+
+import math
+
+import pytest
+
+import tapegrad as tg
+from tapegrad import optim
+from tapegrad.optim import lr_scheduler as sched
+
+TORCH_REASON = "torch is not installed (CI installs torch==2.13.0)"
+
+
+def _torch():
+    return pytest.importorskip("torch", reason=TORCH_REASON)
+
+
+def _groups(make, opt_name="SGD", **opt_kw):
+    ps = [make(), make()]
+    return [{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01}], opt_kw
+
+
+def _ours(opt_name="SGD", **opt_kw):
+    groups, kw = _groups(lambda: tg.randn(2, requires_grad=True), opt_name, **opt_kw)
+    return getattr(optim, opt_name)(groups, lr=0.1, **kw)
+
+
+def _theirs(torch, opt_name="SGD", **opt_kw):
+    groups, kw = _groups(lambda: torch.randn(2, requires_grad=True), opt_name, **opt_kw)
+    return getattr(torch.optim, opt_name)(groups, lr=0.1, **kw)
+
+
+def _lambda_a(epoch):
+    return 0.95 ** epoch
+
+
+def _lambda_b(epoch):
+    return 1.0 / (1 + epoch)
+
+
+CASES = [
+    ("StepLR", dict(step_size=3, gamma=0.5), {}),
+    ("StepLR", dict(step_size=1), {}),
+    ("ExponentialLR", dict(gamma=0.9), {}),
+    ("LambdaLR", dict(lr_lambda=_lambda_a), {}),
+    ("LambdaLR", dict(lr_lambda=[_lambda_a, _lambda_b]), {}),
+    ("CosineAnnealingLR", dict(T_max=10), {}),
+    ("CosineAnnealingLR", dict(T_max=7, eta_min=0.001), {}),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=4), {"momentum": 0.9}),
+    ("CyclicLR", dict(base_lr=[0.01, 0.001], max_lr=[0.1, 0.05], step_size_up=3,
+                      step_size_down=5, mode="triangular2"), {"momentum": 0.9}),
+    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=4, mode="exp_range", gamma=0.95,
+                      base_momentum=0.7, max_momentum=0.95), {"momentum": 0.9}),
+    ("CyclicLR", dict(base_lr=0.001, max_lr=0.01, step_size_up=5, cycle_momentum=False), {}),
+    ("CyclicLR", dict(base_lr=0.001, max_lr=0.01, step_size_up=3, scale_fn=_lambda_b,
+                      scale_mode="iterations"), {"momentum": 0.5}),
+]
+
+
+def _case_id(case):
+    name, kw, okw = case
+    return name + "".join(f"-{k}={getattr(v, '__name__', v)}" for k, v in kw.items())
+
+
+def _opt_values(opt):
+    out = []
+    for g in opt.param_groups:
+        out.append((g["lr"], g.get("momentum"), tuple(g["betas"]) if "betas" in g else None))
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_learning_rates_match_torch_epoch_by_epoch(case):
+    torch = _torch()
+    name, kw, okw = case
+    opt, topt = _ours(**okw), _theirs(torch, **okw)
+    s, ts = getattr(sched, name)(opt, **kw), getattr(torch.optim.lr_scheduler, name)(topt, **kw)
+    assert s.get_last_lr() == ts.get_last_lr()
+    assert _opt_values(opt) == _opt_values(topt)
+    for epoch in range(40):
+        opt.step()
+        topt.step()
+        s.step()
+        ts.step()
+        assert s.get_last_lr() == ts.get_last_lr(), f"epoch {epoch}"
+        assert _opt_values(opt) == _opt_values(topt), f"epoch {epoch}"
+        assert s.last_epoch == ts.last_epoch == epoch + 1
+
+
+def test_cyclic_lr_cycles_adam_beta1_like_torch():
+    torch = _torch()
+    opt, topt = _ours("Adam"), _theirs(torch, "Adam")
+    kw = dict(base_lr=0.001, max_lr=0.01, step_size_up=2, base_momentum=0.8, max_momentum=0.95)
+    s, ts = sched.CyclicLR(opt, **kw), torch.optim.lr_scheduler.CyclicLR(topt, **kw)
+    for _ in range(9):
+        opt.step()
+        topt.step()
+        s.step()
+        ts.step()
+        assert s.get_last_lr() == ts.get_last_lr()
+        assert [g["betas"] for g in opt.param_groups] == [g["betas"] for g in topt.param_groups]
+    assert opt.param_groups[0]["betas"][1] == 0.999
+
+
+def test_cyclic_lr_needs_momentum_or_betas_like_torch():
+    torch = _torch()
+    msg = "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
+    with pytest.raises(ValueError, match=msg):
+        torch.optim.lr_scheduler.CyclicLR(_theirs(torch, "Adagrad"), base_lr=0.01, max_lr=0.1)
+    with pytest.raises(ValueError, match=msg):
+        sched.CyclicLR(_ours("Adagrad"), base_lr=0.01, max_lr=0.1)
+    sched.CyclicLR(_ours("Adagrad"), base_lr=0.01, max_lr=0.1, cycle_momentum=False)
+
+
+def test_cyclic_lr_errors():
+    with pytest.raises(ValueError, match="mode is invalid and scale_fn is None"):
+        sched.CyclicLR(_ours(), base_lr=0.01, max_lr=0.1, mode="sawtooth")
+    with pytest.raises(ValueError, match="base_lr must have the same length as "
+                                         "optimizer.param_groups. base_lr has 3 values"):
+        sched.CyclicLR(_ours(), base_lr=[0.1, 0.2, 0.3], max_lr=0.5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_state_dict_round_trip_continues_like_torch(case):
+    """Save after 7 epochs, build a fresh optimizer and scheduler, load both, go on:
+    the learning rates are those of an uninterrupted torch run."""
+    torch = _torch()
+    name, kw, okw = case
+    opt = _ours(**okw)
+    s = getattr(sched, name)(opt, **kw)
+    topt = _theirs(torch, **okw)
+    ts = getattr(torch.optim.lr_scheduler, name)(topt, **kw)
+    for _ in range(7):
+        opt.step()
+        topt.step()
+        s.step()
+        ts.step()
+    saved_opt, saved_sched = opt.state_dict(), s.state_dict()
+    assert sorted(saved_sched) == sorted(ts.state_dict())
+    for k, v in ts.state_dict().items():
+        if not callable(v) and k not in ("_scale_fn_ref",):
+            assert saved_sched[k] == v, k
+
+    opt2 = _ours(**okw)
+    s2 = getattr(sched, name)(opt2, **kw)
+    opt2.load_state_dict(saved_opt)
+    s2.load_state_dict(saved_sched)
+    assert s2.get_last_lr() == ts.get_last_lr()
+    for epoch in range(15):
+        opt2.step()
+        topt.step()
+        s2.step()
+        ts.step()
+        assert s2.get_last_lr() == ts.get_last_lr(), f"epoch {epoch}"
+        assert _opt_values(opt2) == _opt_values(topt)
+
+
+def test_lambda_lr_state_dict_does_not_save_functions_but_saves_callable_objects():
+    class Warmup:
+        def __init__(self, n):
+            self.n = n
+
+        def __call__(self, epoch):
+            return min(1.0, (epoch + 1) / self.n)
+
+    opt = _ours()
+    s = sched.LambdaLR(opt, [_lambda_a, Warmup(5)])
+    sd = s.state_dict()
+    assert sd["lr_lambdas"] == [None, {"n": 5}]
+    assert "optimizer" not in sd
+    w = Warmup(2)
+    s2 = sched.LambdaLR(_ours(), [lambda e: 1.0, w])
+    s2.load_state_dict(sd)
+    assert w.n == 5 and sd["lr_lambdas"] == [None, {"n": 5}]
+
+
+def test_lambda_lr_needs_one_lambda_per_group():
+    with pytest.raises(ValueError, match="Expected 2 lr_lambdas, but got 3"):
+        sched.LambdaLR(_ours(), [_lambda_a] * 3)
+
+
+@pytest.mark.filterwarnings("ignore:The epoch parameter:UserWarning")
+@pytest.mark.parametrize("name,kw", [("StepLR", dict(step_size=3, gamma=0.5)),
+                                     ("ExponentialLR", dict(gamma=0.9)),
+                                     ("CosineAnnealingLR", dict(T_max=10, eta_min=0.01)),
+                                     ("LambdaLR", dict(lr_lambda=_lambda_b))])
+def test_step_with_epoch_uses_the_closed_form_like_torch(name, kw):
+    torch = _torch()
+    opt, topt = _ours(), _theirs(torch)
+    s, ts = getattr(sched, name)(opt, **kw), getattr(torch.optim.lr_scheduler, name)(topt, **kw)
+    for epoch in (4, 9, 2, 15):
+        opt.step()
+        topt.step()
+        s.step(epoch)
+        ts.step(epoch)
+        assert s.get_last_lr() == ts.get_last_lr()
+        assert s.last_epoch == epoch
+
+
+def test_step_with_epoch_warns():
+    opt = _ours()
+    s = sched.StepLR(opt, step_size=2)
+    opt.step()
+    with pytest.warns(UserWarning, match="The epoch parameter in `scheduler.step\\(\\)`"):
+        s.step(3)
+    assert s.get_last_lr() == [0.1 * 0.1, 0.01 * 0.1]
+
+
+@pytest.mark.parametrize("name,kw", [("StepLR", dict(step_size=3, gamma=0.5)),
+                                     ("ExponentialLR", dict(gamma=0.9)),
+                                     ("CosineAnnealingLR", dict(T_max=10))])
+def test_resuming_with_last_epoch_matches_torch(name, kw):
+    torch = _torch()
+    opt, topt = _ours(), _theirs(torch)
+    for o in (opt, topt):
+        for g in o.param_groups:
+            g["initial_lr"] = g["lr"]
+    s = getattr(sched, name)(opt, last_epoch=5, **kw)
+    ts = getattr(torch.optim.lr_scheduler, name)(topt, last_epoch=5, **kw)
+    assert s.get_last_lr() == ts.get_last_lr()
+    for _ in range(8):
+        opt.step()
+        topt.step()
+        s.step()
+        ts.step()
+        assert s.get_last_lr() == ts.get_last_lr()
+
+
+def test_resuming_without_initial_lr_raises():
+    with pytest.raises(KeyError, match="param 'initial_lr' is not specified in param_groups\\[0\\]"):
+        sched.StepLR(_ours(), step_size=2, last_epoch=3)
+
+
+def test_scheduler_step_before_optimizer_step_warns_like_torch():
+    torch = _torch()
+    msg = "Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`"
+    ts = torch.optim.lr_scheduler.StepLR(_theirs(torch), step_size=2)
+    with pytest.warns(UserWarning, match=msg):
+        ts.step()
+    s = sched.StepLR(_ours(), step_size=2)
+    with pytest.warns(UserWarning, match=msg):
+        s.step()
+
+
+def test_get_lr_outside_step_warns():
+    s = sched.ExponentialLR(_ours(), gamma=0.5)
+    with pytest.warns(UserWarning, match="please use `get_last_lr\\(\\)`"):
+        s.get_lr()
+
+
+def test_scheduler_needs_an_optimizer():
+    torch = _torch()
+    with pytest.raises(TypeError, match="SGD is not an Optimizer"):
+        sched.StepLR(_theirs(torch), step_size=2)
+    with pytest.raises(TypeError, match="list is not an Optimizer"):
+        sched.CyclicLR([], base_lr=0.1, max_lr=1.0)
+
+
+def test_scheduled_lr_drives_the_updates():
+    a = tg.tensor([1.0], requires_grad=True)
+    opt = optim.SGD([a], lr=1.0)
+    s = sched.StepLR(opt, step_size=1, gamma=0.5)
+    for lr in (1.0, 0.5, 0.25):
+        before = a.item()
+        a.grad = tg.ones(1)
+        opt.step()
+        s.step()
+        assert before - a.item() == lr
+    assert opt.param_groups[0]["initial_lr"] == 1.0
+
+
+def test_cosine_annealing_values():
+    opt = _ours()
+    s = sched.CosineAnnealingLR(opt, T_max=4, eta_min=0.0)
+    lrs = []
+    for _ in range(4):
+        opt.step()
+        s.step()
+        lrs.append(s.get_last_lr()[0])
+    expected = [0.1 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(1, 5)]
+    assert lrs == pytest.approx(expected, abs=1e-15)
+
+
+def test_old_name_and_exports():
+    assert issubclass(sched._LRScheduler, sched.LRScheduler)
+    assert set(sched.__all__) >= {"LRScheduler", "LambdaLR", "StepLR", "ExponentialLR",
+                                  "CosineAnnealingLR", "CyclicLR"}
