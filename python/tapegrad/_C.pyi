@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['Tensor', 'abs', 'add', 'amax', 'argmax', 'argmin', 'binary_cross_entropy_with_logits', 'cat', 'chunk', 'clamp', 'clip', 'clone', 'concat', 'cos', 'cross_entropy', 'div', 'dot', 'dtype', 'embedding', 'exp', 'flatten', 'from_numpy', 'gather', 'get_num_threads', 'hardtanh', 'index_select', 'is_grad_enabled', 'isnan', 'leaky_relu', 'log', 'log_softmax', 'logical_not', 'logsumexp', 'manual_seed', 'matmul', 'max', 'maximum', 'mean', 'min', 'minimum', 'mm', 'mse_loss', 'mul', 'narrow', 'neg', 'nll_loss', 'op_names', 'outer', 'permute', 'pow', 'prelu', 'relu', 'reshape', 'select', 'set_num_threads', 'sigmoid', 'sign', 'sin', 'softmax', 'split', 'sqrt', 'square', 'squeeze', 'stack', 'std', 'sub', 'sum', 't', 'tanh', 'transpose', 'unsqueeze', 'var', 'where']
+__all__: list[str] = ['RowSparseGrad', 'Tensor', 'abs', 'add', 'amax', 'argmax', 'argmin', 'binary_cross_entropy_with_logits', 'cat', 'chunk', 'clamp', 'clip', 'clone', 'concat', 'cos', 'cross_entropy', 'div', 'dot', 'dtype', 'embedding', 'exp', 'flatten', 'from_numpy', 'gather', 'get_num_threads', 'hardtanh', 'index_select', 'is_grad_enabled', 'isnan', 'leaky_relu', 'log', 'log_softmax', 'logical_not', 'logsumexp', 'manual_seed', 'matmul', 'max', 'maximum', 'mean', 'min', 'minimum', 'mm', 'mse_loss', 'mul', 'narrow', 'neg', 'nll_loss', 'op_names', 'outer', 'permute', 'pow', 'prelu', 'relu', 'reshape', 'select', 'set_num_threads', 'sigmoid', 'sign', 'sin', 'softmax', 'split', 'sqrt', 'square', 'squeeze', 'stack', 'std', 'sub', 'sum', 't', 'tanh', 'transpose', 'unsqueeze', 'var', 'where']
 class dtype:
     """
     A tensor element type (tapegrad.float32, ...)
@@ -73,7 +73,37 @@ class dtype:
     @property
     def value(self) -> int:
         ...
+class RowSparseGrad:
+    """
+    A row-sparse gradient: values[i] is the gradient of row indices[i] (rows may repeat)
+    """
+    def __repr__(self) -> str:
+        ...
+    def _indices(self) -> ...:
+        ...
+    def _nnz(self) -> int:
+        ...
+    def _values(self) -> ...:
+        ...
+    def coalesce(self) -> RowSparseGrad:
+        ...
+    def indices(self) -> ...:
+        ...
+    def to_dense(self) -> ...:
+        ...
+    def values(self) -> ...:
+        ...
+    @property
+    def dtype(self) -> dtype:
+        ...
+    @property
+    def is_sparse(self) -> bool:
+        ...
+    @property
+    def shape(self) -> tuple:
+        ...
 class Tensor:
+    data: Tensor
     grad: typing.Any
     requires_grad: bool
     @staticmethod
@@ -93,6 +123,10 @@ class Tensor:
         ...
     def __bool__(self) -> bool:
         ...
+    def __deepcopy__(self, memo):
+        """
+        An independent copy of the values; a leaf keeps its requires_grad flag.
+        """
     @typing.overload
     def __eq__(self, arg0: Tensor) -> Tensor:
         ...
@@ -124,6 +158,8 @@ class Tensor:
     def __imul__(self, other: typing.Any) -> typing.Any:
         ...
     def __index__(self) -> int:
+        ...
+    def __init__(self, data: Tensor) -> None:
         ...
     def __int__(self) -> int:
         ...
@@ -427,6 +463,9 @@ class Tensor:
     def is_leaf(self) -> bool:
         ...
     @property
+    def is_sparse(self) -> bool:
+        ...
+    @property
     def mT(self) -> Tensor:
         ...
     @property
@@ -452,12 +491,46 @@ def _full(arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsInd
     ...
 def _grad(arg0: collections.abc.Sequence[Tensor], arg1: collections.abc.Sequence[typing.Any], arg2: collections.abc.Sequence[Tensor], arg3: bool, arg4: bool) -> list:
     ...
+def _optim_adagrad(param: Tensor, grad: Tensor, sum: Tensor, step: Tensor, lr: typing.SupportsFloat | typing.SupportsIndex, lr_decay: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
+    """
+    One Adagrad step (increments the `step` tensor)
+    """
+def _optim_adagrad_sparse(param: Tensor, grad: RowSparseGrad, sum: Tensor, step: Tensor, lr: typing.SupportsFloat | typing.SupportsIndex, lr_decay: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
+    """
+    One Adagrad step with a row-sparse gradient (increments the `step` tensor)
+    """
+def _optim_adam(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, max_exp_avg_sq: typing.Any, step: Tensor, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, amsgrad: bool, maximize: bool, decoupled_weight_decay: bool) -> None:
+    """
+    One Adam (or, decoupled, AdamW) step (increments the `step` tensor)
+    """
+def _optim_rmsprop(param: Tensor, grad: Tensor, square_avg: Tensor, momentum_buffer: typing.Any, grad_avg: typing.Any, step: Tensor, lr: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, centered: bool, maximize: bool) -> None:
+    """
+    One RMSprop step (increments the `step` tensor)
+    """
+def _optim_sgd(param: Tensor, grad: Tensor, momentum_buffer: typing.Any, lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, dampening: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, maximize: bool) -> typing.Any:
+    """
+    One SGD step on `param`; returns the momentum buffer (created on the first step)
+    """
+def _optim_sgd_sparse(param: Tensor, grad: RowSparseGrad, momentum_buffer: typing.Any, lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, dampening: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, maximize: bool) -> typing.Any:
+    """
+    One SGD step with a row-sparse gradient; returns the (row-sparse) momentum buffer
+    """
+def _optim_sparse_adam(param: Tensor, grad: RowSparseGrad, exp_avg: Tensor, exp_avg_sq: Tensor, step: typing.SupportsFloat | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
+    """
+    One SparseAdam step; `step` is the parameter's step count including this one
+    """
+def _optim_zero_sparse_grad(param: Tensor) -> None:
+    ...
 def _rand(arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], arg1: dtype) -> Tensor:
     ...
 def _randint(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> Tensor:
     ...
 def _randn(arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], arg1: dtype) -> Tensor:
     ...
+def _row_sparse_grad(indices: Tensor, values: Tensor, dense_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> RowSparseGrad:
+    """
+    A RowSparseGrad from int64 row indices [nnz] and values [nnz, ...] (rows may repeat)
+    """
 def _set_grad_enabled(arg0: bool) -> None:
     ...
 def _slice(arg0: Tensor, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.Any, arg3: typing.Any, arg4: typing.SupportsInt | typing.SupportsIndex) -> Tensor:
@@ -498,7 +571,7 @@ def div(input: Tensor, other: typing.Any) -> Tensor:
     ...
 def dot(input: Tensor, other: Tensor) -> Tensor:
     ...
-def embedding(input: Tensor, weight: Tensor) -> Tensor:
+def embedding(input: Tensor, weight: Tensor, padding_idx: typing.Any = None, sparse: bool = False) -> Tensor:
     ...
 def exp(input: Tensor) -> Tensor:
     ...

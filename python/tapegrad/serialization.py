@@ -46,6 +46,9 @@ A ``<node>`` is a JSON object whose ``"t"`` field gives its type:
 ``"tensor"``   ``{"t": "tensor", "array": "a0", "dtype": "float32",
                "shape": [2, 3], "requires_grad": false}``
 ``"ndarray"``  ``{"t": "ndarray", "array": "a1", "dtype": ..., "shape": ...}``
+``"rowsparse"`` a row-sparse gradient (``RowSparseGrad``, e.g. SGD momentum after
+               sparse steps): ``{"t": "rowsparse", "indices": <tensor node>,
+               "values": <tensor node>, "shape": [rows, ...]}``
 ``"npscalar"`` a NumPy scalar (``np.float32(1.0)``), stored as a 0-d array
 =============  ==============================================================
 
@@ -148,6 +151,10 @@ class _Encoder:
                 "shape": list(arr.shape),
                 "requires_grad": bool(obj.requires_grad),
             }
+        if isinstance(obj, _C.RowSparseGrad):
+            return {"t": "rowsparse", "indices": self.node(obj.indices(), f"{where}.indices"),
+                    "values": self.node(obj.values(), f"{where}.values"),
+                    "shape": [int(d) for d in obj.shape]}
         if isinstance(obj, np.ndarray):
             key = self._store(obj, obj, where)
             return {"t": "ndarray", "array": key, "dtype": obj.dtype.name, "shape": list(obj.shape)}
@@ -405,6 +412,18 @@ class _Decoder:
                     tensor.requires_grad_(True)
                 self.loaded[key] = tensor
             return self.loaded[key]
+        if t == "rowsparse":
+            shape = self._field(node, "shape", list, where)
+            indices = self.node(self._field(node, "indices", dict, where), f"{where}.indices")
+            values = self.node(self._field(node, "values", dict, where), f"{where}.values")
+            if not (isinstance(indices, _C.Tensor) and isinstance(values, _C.Tensor)):
+                raise _Invalid(f"header: row-sparse gradient at {where} needs tensor indices and values")
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+                raise _Invalid(f"header: row-sparse gradient at {where} has a bad shape {shape!r}")
+            try:
+                return _C._row_sparse_grad(indices, values, shape)
+            except (TypeError, ValueError, IndexError) as e:
+                raise _Invalid(f"header: row-sparse gradient at {where}: {e}") from None
         if t == "ndarray":
             key, arr = self._array(node, "ndarray", where)
             return self.loaded.setdefault(key, arr)
