@@ -4,7 +4,6 @@ import os
 
 import pytest
 
-import tapegrad as tg
 from tapegrad.examples import demo
 
 HERE = os.path.dirname(os.path.abspath(__file__))

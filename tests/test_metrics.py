@@ -14,16 +14,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tapegrad.utils.conll import read_conll
 from tapegrad.utils.metrics import entity_scores, f1_score, get_entities, token_accuracy
+from _fetch import cache_dir, pip_download
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIKIANN = os.path.join(REPO_ROOT, "..", "shared", "data", "wikiann-en")
@@ -89,38 +87,6 @@ def test_invalid_input():
 
 
 # ----------------------------------------------------------------------------- fetching conlleval.pl
-
-
-def cache_dir(pytestconfig, name):
-    cache = getattr(pytestconfig, "cache", None)
-    if cache is not None:
-        return Path(cache.mkdir(name))
-    d = Path(tempfile.gettempdir()) / "tapegrad-test-cache" / name
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def pip_download(dest, attempts):
-    """Run `pip download` variants until one leaves a file in dest; returns (path or None, log)."""
-    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
-    log = []
-    for args in attempts:
-        tmp = Path(tempfile.mkdtemp(dir=dest, prefix=".dl-"))
-        try:
-            r = subprocess.run([sys.executable, "-m", "pip", "download", *args, "-d", str(tmp)],
-                               capture_output=True, text=True, timeout=300, env=env)
-            files = sorted(tmp.iterdir())
-            if r.returncode == 0 and files:
-                target = dest / files[0].name
-                os.replace(files[0], target)
-                return target, log
-            errors = [ln for ln in r.stderr.splitlines() if ln.startswith("ERROR")] or r.stderr.splitlines()[-1:]
-            log.append(f"pip download {' '.join(args)}: exit {r.returncode}, {' '.join(errors)[-300:]}")
-        except (OSError, subprocess.TimeoutExpired) as e:
-            log.append(f"pip download {' '.join(args)} -> {e}")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return None, log
 
 
 @pytest.fixture(scope="session")

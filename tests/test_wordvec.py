@@ -24,11 +24,7 @@ relation of high_precision.kv).
 """
 
 import os
-import shutil
 import struct
-import subprocess
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -38,6 +34,7 @@ import pytest
 import tapegrad as tg
 import tapegrad.nn.functional as F
 from tapegrad.utils.wordvec import build_embedding_matrix, detect_format, load_word_vectors
+from _fetch import cache_dir, pip_download
 
 GENSIM_VERSION = "4.4.0"
 FILES = [
@@ -45,37 +42,6 @@ FILES = [
     "euclidean_vectors.bin", "poincare_vectors.bin", "high_precision.kv.bin", "high_precision.kv.txt",
     "pretrained.vec", "toy-model.bin",
 ]
-
-
-def cache_dir(pytestconfig, name):
-    cache = getattr(pytestconfig, "cache", None)
-    if cache is not None:
-        return Path(cache.mkdir(name))
-    d = Path(tempfile.gettempdir()) / "tapegrad-test-cache" / name
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def pip_download(dest, attempts):
-    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
-    log = []
-    for args in attempts:
-        tmp = Path(tempfile.mkdtemp(dir=dest, prefix=".dl-"))
-        try:
-            r = subprocess.run([sys.executable, "-m", "pip", "download", *args, "-d", str(tmp)],
-                               capture_output=True, text=True, timeout=300, env=env)
-            files = sorted(tmp.iterdir())
-            if r.returncode == 0 and files:
-                target = dest / files[0].name
-                os.replace(files[0], target)
-                return target, log
-            errors = [ln for ln in r.stderr.splitlines() if ln.startswith("ERROR")] or r.stderr.splitlines()[-1:]
-            log.append(f"pip download {' '.join(args)}: exit {r.returncode}, {' '.join(errors)[-300:]}")
-        except (OSError, subprocess.TimeoutExpired) as e:
-            log.append(f"pip download {' '.join(args)} -> {e}")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return None, log
 
 
 @pytest.fixture(scope="session")
