@@ -31,4 +31,16 @@ Shape shape_of(const std::vector<int64_t>& v);
 Tensor from_numpy(py::array arr);
 py::array to_numpy(const Tensor& t);
 
+// matmul, run without the GIL when it is big enough (about 2^18 multiply-adds)
+// for other Python threads to gain from the overlap; small ones keep the GIL
+// (releasing it costs more than they take). The tape is per thread and locks
+// itself (see tape.h), so recording without the GIL is safe.
+inline Tensor matmul_gil(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined() || a.ndim() == 0 || b.ndim() == 0) return matmul(a, b);
+  double work = (double)a.numel() * (double)(b.ndim() >= 2 ? b.shape()[b.ndim() - 1] : 1);
+  if (work < (double)(1 << 18)) return matmul(a, b);
+  py::gil_scoped_release release;
+  return matmul(a, b);
+}
+
 }  // namespace tg::bind

@@ -154,12 +154,12 @@ void init_ops(py::module_& m) {
   }, py::arg("dim") = py::none(), py::arg("keepdim") = false);
 
   // ---------------------------------------------------------------- linear algebra
-  def_both(m, cls, "matmul", [](const Tensor& a, const Tensor& b) { return matmul(a, b); },
+  def_both(m, cls, "matmul", [](const Tensor& a, const Tensor& b) { return matmul_gil(a, b); },
            py::arg("other"));
   def_both(m, cls, "mm", [](const Tensor& a, const Tensor& b) {
     TG_CHECK(a.ndim() == 2 && b.ndim() == 2, ValueError, "mm: expected 2-D tensors, got ",
              a.describe(), " and ", b.describe());
-    return matmul(a, b);
+    return matmul_gil(a, b);
   }, py::arg("mat2"));
   def_both(m, cls, "dot", [](const Tensor& a, const Tensor& b) { return dot(a, b); },
            py::arg("other"));

@@ -83,8 +83,13 @@ Tensor from_numpy(py::array arr) {
              "item size are not supported; pass np.ascontiguousarray(a)");
     strides.d[i] = st / isz;
   }
-  if (!arr.writeable()) arr = py::array(arr.dtype(), arr.request().shape, arr.request().strides,
-                                        arr.data());  // a writeable view would lie; copy below
+  // A read-only array (np.broadcast_to, a constant) is copied: a tensor that
+  // shares it could be written through. NumPy makes the copy, raising
+  // MemoryError when it cannot be made.
+  if (!arr.writeable()) {
+    arr = py::module_::import("numpy").attr("array")(arr, py::arg("copy") = true);
+    for (int i = 0; i < shape.ndim; i++) strides.d[i] = arr.strides(i) / isz;
+  }
   PyObject* owner = arr.ptr();
   Py_INCREF(owner);
   return Tensor::from_blob(
@@ -268,7 +273,7 @@ void init_tensor(py::module_& m) {
       .def("__pow__", [](const Tensor& a, const Tensor& b) { return pow(a, b); }, py::is_operator())
       .def("__pow__", [](const Tensor& a, double s) { return pow(a, s); }, py::is_operator())
       .def("__rpow__", [](const Tensor& a, double s) { return pow(s, a); }, py::is_operator())
-      .def("__matmul__", [](const Tensor& a, const Tensor& b) { return matmul(a, b); }, py::is_operator())
+      .def("__matmul__", [](const Tensor& a, const Tensor& b) { return matmul_gil(a, b); }, py::is_operator())
       .def("__neg__", [](const Tensor& a) { return neg(a); })
       .def("__abs__", [](const Tensor& a) { return abs(a); })
       .def("__invert__", [](const Tensor& a) { return logical_not(a); });

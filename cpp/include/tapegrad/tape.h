@@ -20,9 +20,23 @@
 // Threads: a tape belongs to the thread that records on it. Using a non-leaf
 // tensor recorded in another thread as an op input, or calling backward on it,
 // raises RuntimeError. All bookkeeping happens under the caller's control (the
-// GIL, from Python); only kernels run unlocked.
+// GIL, from Python); only kernels run unlocked. A tensor of this tape may still
+// die in another thread (the last Python reference dropped there, or the
+// cyclic GC running there) while the owner records or runs backward without
+// the GIL: every change to the records therefore happens under the tape's own
+// mutex (uncontended, hence cheap, in the usual single-thread case).
+//
+// Anomaly mode (tg.autograd.detect_anomaly) is a thread-local flag. Off, it
+// costs one thread-local bool test per record. On, each record remembers the
+// user's source line (through a hook the bindings install, so the core knows
+// nothing of Python), a recorded op whose inputs are finite but whose output is
+// not raises, and backward raises at the first backward function that returns
+// a non-finite gradient, naming the op and the line that recorded it.
 #pragma once
 
+#include <atomic>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "tapegrad/op_table.h"
@@ -62,6 +76,10 @@ struct Record {
   // leaves it here instead of in grad_in (only embedding does).
   mutable Ref<RowSparse> sparse_grad_out;
   mutable int sparse_input = -1;
+  // Anomaly mode only: where the op was recorded ("file.py:12"), and whether
+  // all its floating inputs were finite.
+  std::string location;
+  bool inputs_finite = true;
 
   void save(const Tensor& t) { saved.push_back({t, t.impl()->storage->version}); }
   const Tensor& saved_tensor(size_t i) const { return saved[i].tensor; }
@@ -73,6 +91,16 @@ struct Record {
 // gradient is zero. Gradients may have the broadcast (output) shape: the engine
 // sums them back to the input shape.
 using BackwardFn = void (*)(const Record& r, const Tensor& grad_out, Tensor* grad_in);
+
+// Anomaly mode (thread-local; see the note at the top).
+bool anomaly_enabled();
+void set_anomaly_enabled(bool on);
+// Writes the caller's source location into *out; installed by the bindings,
+// called only in anomaly mode, may be called with or without the GIL held.
+using LocationHook = void (*)(std::string* out);
+void set_location_hook(LocationHook hook);
+// False iff t is floating and holds a NaN or an Inf.
+bool all_finite(const Tensor& t);
 
 class Tape {
  public:
@@ -89,8 +117,10 @@ class Tape {
   // Called when a tensor with history dies.
   void release_output(int32_t index);
 
-  void retain() { refs_++; }
-  void unretain() { if (--refs_ == 0) delete this; }
+  void retain() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void unretain() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
 
   size_t size() const { return size_; }
   size_t live() const { return live_; }
@@ -98,8 +128,11 @@ class Tape {
 
  private:
   friend struct Engine;
+
   Tape() = default;
   Record* push(OpId op);
+  void finish_locked(Record* r, Tensor& output);
+  void undo_edges(Record* r);
   void add_edge(Record* r, const Tensor& t);
   void release(int32_t index);
   void compact();
@@ -108,8 +141,11 @@ class Tape {
   size_t size_ = 0;
   size_t live_ = 0;
   size_t compact_at_ = 4096;
-  int64_t refs_ = 0;
+  std::atomic<int64_t> refs_{0};
   std::vector<int32_t> worklist_;
+  // Guards the records against releases from other threads (recursive: a
+  // backward that drops saved tensors releases records of its own tape).
+  std::recursive_mutex mu_;
 };
 
 // backward(): seeds each root with its gradient and walks the tape once in

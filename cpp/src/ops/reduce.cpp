@@ -535,13 +535,17 @@ Tensor argmin(const Tensor& a, std::optional<int64_t> dim, bool keepdim) {
 // ================================================================ logsumexp
 // y = m + log(sum over dims of exp(x - m)), m = max over dims of x (taken as 0
 // where it is infinite, as PyTorch, so all -inf gives -inf and +inf gives +inf)
-// dx = g * exp(x - y)
+// dx = g * exp((x - m) - log(sum exp(x - m)))   (the softmax of x)
+// Note: not g * exp(x - y). With y = m + log(s) rounded, x - y loses log(s)
+// next to a large m (|x| ~ 1e4 in float32, 1e300 in float64): ties would get
+// gradient 1 each instead of 1/n. m and log(s) are saved separately instead.
 Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   check_defined(a, "logsumexp", "input");
   ReducePlan p = plan_reduce(a.shape(), dims, keepdim, "logsumexp");
   DType dt = float_result(a.dtype());
   Tensor x = cast_nograd(a, dt);
   Tensor out = Tensor::empty(p.out, dt);
+  Tensor shift = Tensor::empty(p.out, dt), logs = Tensor::empty(p.out, dt);  // for backward
   dispatch_float(dt, "logsumexp", [&](auto tag) {
     using T = decltype(tag);
     int64_t m = out.numel();
@@ -579,24 +583,37 @@ Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim
       }
     });
     T* op = out.data<T>();
-    for (int64_t j = 0; j < m; j++) op[j] = (T)(std::log(s[j]) + (double)mx[j]);
+    T* sp = shift.data<T>();
+    T* lp = logs.data<T>();
+    for (int64_t j = 0; j < m; j++) {
+      op[j] = (T)(std::log(s[j]) + (double)mx[j]);
+      sp[j] = mx[j];
+      lp[j] = (T)std::log(s[j]);
+    }
   });
   if (Record* r = record(OpId::LogSumExp, a)) {
     r->ints.push_back(keepdim);
     r->ints.push_back(p.mask);
     r->save(a);
-    r->save(out);
+    r->save(shift);
+    r->save(logs);
     finish(r, out);
   }
   return out;
 }
 void LogSumExp_backward(const Record& r, const Tensor& g, Tensor* gin) {
-  const Tensor &x = r.saved_tensor(0), &y = r.saved_tensor(1);
+  const Tensor &x = r.saved_tensor(0), &m = r.saved_tensor(1), &ls = r.saved_tensor(2);
   bool keepdim = r.ints[0] != 0;
   uint32_t mask = (uint32_t)r.ints[1];
   Shape kd = keepdim_shape(x.shape(), mask);
-  Tensor gk = keepdim_view(g, kd, mask, keepdim), yk = keepdim_view(y, kd, mask, keepdim);
-  gin[0] = grad_map(gk, x, yk, [](auto gv, auto xv, auto yv) { return gv * std::exp(xv - yv); });
+  Tensor gk = keepdim_view(g, kd, mask, keepdim);
+  Tensor mk = keepdim_view(m, kd, mask, keepdim), lk = keepdim_view(ls, kd, mask, keepdim);
+  // x may be an integer tensor (the result is float): compute in the result's dtype.
+  Tensor xf = cast_nograd(x, m.dtype());
+  Tensor e = grad_map(mk, xf, lk, [](auto mv, auto xv, auto lv) {
+    return std::exp((xv - mv) - lv);
+  });
+  gin[0] = grad_map(gk, e, [](auto gv, auto ev) { return gv * ev; });
 }
 
 // ================================================================ var (composite)

@@ -252,6 +252,7 @@ Tensor expand(const Tensor& a, const std::vector<int64_t>& shape) {
       st[i] = 0;
     }
   }
+  tg::numel(s);  // a view of 2^80 elements is refused now, not when first materialised
   Tensor out = make_view(a, s, st, a.impl()->offset);
   if (Record* r = record(OpId::Expand, a)) finish(r, out);
   return out;

@@ -2,6 +2,7 @@
 #include "tapegrad/tape.h"
 
 #include <algorithm>
+#include <cmath>
 #include <mutex>
 
 #include "tapegrad/ops.h"
@@ -42,6 +43,62 @@ Tape& Tape::current() {
   return *t_tape.tape;
 }
 
+// ---------------------------------------------------------------- anomaly mode
+namespace {
+thread_local bool t_anomaly = false;
+std::atomic<LocationHook> g_location_hook{nullptr};
+
+template <class T>
+bool finite_span(const T* p, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
+template <class T>
+bool has_nan_span(const T* p, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (std::isnan(p[i])) return true;
+  return false;
+}
+
+// "nan" or "inf": what a non-finite tensor holds (nan wins).
+const char* nonfinite_kind(const Tensor& t) {
+  NoGradGuard no_grad;
+  Tensor c = t.detach().contiguous();
+  bool nan = c.dtype() == DType::Float32 ? has_nan_span(c.data<float>(), c.numel())
+                                         : has_nan_span(c.data<double>(), c.numel());
+  return nan ? "nan" : "inf";
+}
+
+std::string recorded_at(const Record& r) {
+  if (r.location.empty()) return "";
+  return str("; the op was recorded at ", r.location);
+}
+
+const char* ordinal_suffix(size_t k) {
+  if (k % 100 >= 11 && k % 100 <= 13) return "th";
+  switch (k % 10) {
+    case 1: return "st";
+    case 2: return "nd";
+    case 3: return "rd";
+    default: return "th";
+  }
+}
+}  // namespace
+
+bool anomaly_enabled() { return t_anomaly; }
+void set_anomaly_enabled(bool on) { t_anomaly = on; }
+void set_location_hook(LocationHook hook) { g_location_hook.store(hook); }
+
+bool all_finite(const Tensor& t) {
+  if (!t.defined() || !is_floating(t.dtype()) || t.numel() == 0) return true;
+  NoGradGuard no_grad;
+  Tensor c = t.detach().contiguous();
+  return c.dtype() == DType::Float32 ? finite_span(c.data<float>(), c.numel())
+                                     : finite_span(c.data<double>(), c.numel());
+}
+
 // ---------------------------------------------------------------- recording
 Record* Tape::push(OpId op) {
   if (live_ == 0) size_ = 0;  // nothing alive: start over at the bottom
@@ -57,6 +114,8 @@ Record* Tape::push(OpId op) {
   r->saved.clear();
   r->ints.clear();
   r->grad = Tensor();
+  r->location.clear();
+  r->inputs_finite = true;
   return r;
 }
 
@@ -85,10 +144,26 @@ static bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
+// A refused edge (another thread's tensor) must not leak the references the
+// earlier edges of the same record took.
+void Tape::undo_edges(Record* r) {
+  for (Edge& e : r->inputs)
+    if (e.record >= 0) release(e.record);
+  r->inputs.clear();
+}
+
 Record* Tape::begin(OpId op, std::initializer_list<const Tensor*> inputs) {
   if (!grad_enabled() || !any_requires_grad(inputs)) return nullptr;
+  std::lock_guard<std::recursive_mutex> lock(mu_);
   Record* r = push(op);
-  for (const Tensor* t : inputs) add_edge(r, *t);
+  try {
+    for (const Tensor* t : inputs) add_edge(r, *t);
+  } catch (...) {
+    undo_edges(r);
+    throw;
+  }
+  if (t_anomaly)
+    for (const Tensor* t : inputs) r->inputs_finite = r->inputs_finite && all_finite(*t);
   return r;
 }
 
@@ -97,12 +172,36 @@ Record* Tape::begin(OpId op, const std::vector<Tensor>& inputs) {
   bool any = false;
   for (const Tensor& t : inputs) any |= t.requires_grad();
   if (!any) return nullptr;
+  std::lock_guard<std::recursive_mutex> lock(mu_);
   Record* r = push(op);
-  for (const Tensor& t : inputs) add_edge(r, t);
+  try {
+    for (const Tensor& t : inputs) add_edge(r, t);
+  } catch (...) {
+    undo_edges(r);
+    throw;
+  }
+  if (t_anomaly)
+    for (const Tensor& t : inputs) r->inputs_finite = r->inputs_finite && all_finite(t);
   return r;
 }
 
 void Tape::finish(Record* r, Tensor& output) {
+  {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    finish_locked(r, output);
+  }
+  if (!t_anomaly) return;
+  // Anomaly mode, after the bookkeeping (so that an exception here releases
+  // the record through the output's destructor like any other error), and
+  // outside the lock (the hook takes the GIL).
+  if (LocationHook hook = g_location_hook.load()) hook(&r->location);
+  if (r->inputs_finite && !all_finite(output))
+    throw RuntimeError(str("detect_anomaly: function '", op_name(r->op), "' returned ",
+                           nonfinite_kind(output), " values in its output ", output.describe(),
+                           " from finite inputs", recorded_at(*r)));
+}
+
+void Tape::finish_locked(Record* r, Tensor& output) {
   int32_t index = (int32_t)(r - records_.data());
   // Note [Saved outputs]
   // An op that saves its own output (exp, sigmoid, softmax...) must not hold
@@ -127,6 +226,7 @@ void Tape::finish(Record* r, Tensor& output) {
 
 // ---------------------------------------------------------------- lifetime
 void Tape::release_output(int32_t index) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
   records_[index].output = nullptr;
   release(index);
 }
@@ -239,6 +339,8 @@ struct Engine {
     TG_CHECK(roots.size() == grads.size(), ValueError, "backward: got ", roots.size(),
              " outputs but ", grads.size(), " gradients");
     Tape& tape = Tape::current();
+    std::lock_guard<std::recursive_mutex> lock(tape.mu_);
+    const bool anomaly = t_anomaly;
     int32_t top = -1;
     std::vector<std::pair<int32_t, Tensor>> seeds;
     for (size_t k = 0; k < roots.size(); k++) {
@@ -295,6 +397,7 @@ struct Engine {
         }
         grad_in.assign(r.inputs.size(), Tensor());
         backward_fn(r.op)(r, gout, grad_in.data());
+        if (anomaly) check_backward(r, grad_in);
         if (r.sparse_grad_out) {
           Ref<RowSparse> sg = std::move(r.sparse_grad_out);
           const Edge& e = r.inputs[r.sparse_input];
@@ -323,6 +426,16 @@ struct Engine {
     } catch (...) {
       for (int32_t i = top; i >= 0; i--) tape.records_[i].grad = Tensor();
       throw;
+    }
+  }
+
+  // Anomaly mode: PyTorch's wording, with the line that recorded the op.
+  static void check_backward(const Record& r, const std::vector<Tensor>& grad_in) {
+    for (size_t k = 0; k < grad_in.size(); k++) {
+      if (all_finite(grad_in[k])) continue;
+      throw RuntimeError(str("Function '", op_name(r.op), "_backward' returned ",
+                             nonfinite_kind(grad_in[k]), " values in its ", k,
+                             ordinal_suffix(k), " output", recorded_at(r)));
     }
   }
 

@@ -2,9 +2,11 @@
 
 from .. import _C
 from .._grad_mode import enable_grad, no_grad, set_grad_enabled
+from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .gradcheck import gradcheck
 
-__all__ = ["backward", "grad", "gradcheck", "no_grad", "enable_grad", "set_grad_enabled"]
+__all__ = ["backward", "grad", "gradcheck", "no_grad", "enable_grad", "set_grad_enabled",
+           "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled"]
 
 
 def _as_list(x):
