@@ -31,6 +31,16 @@ Tensor strided_alias(const Tensor& t, const Shape& shape, const Strides& strides
   return Tensor(std::move(v));
 }
 
+DType result_type(const Tensor& a, const Tensor& b) {
+  bool za = a.ndim() == 0, zb = b.ndim() == 0;
+  if (za == zb) return promote(a.dtype(), b.dtype());
+  auto category = [](DType d) { return d == DType::Bool ? 0 : d == DType::Int64 ? 1 : 2; };
+  const Tensor& dimensioned = za ? b : a;
+  const Tensor& zero_dim = za ? a : b;
+  return category(zero_dim.dtype()) > category(dimensioned.dtype()) ? zero_dim.dtype()
+                                                                    : dimensioned.dtype();
+}
+
 void check_defined(const Tensor& t, const char* op, const char* what) {
   TG_CHECK(t.defined(), ValueError, op, ": ", what, " is undefined (None)");
 }
@@ -94,7 +104,7 @@ void Mul_backward(const Record& r, const Tensor& g, Tensor* gin) {
 }
 
 // ================================================================ div
-// y = a / b                    da = g / b, db = -g * a / b^2
+// y = a / b                    da = g / b, db = -g * (a / b) / b
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_numeric(a, b, "div", [](auto x, auto y) { return x / y; }, true);
   if (Record* r = record(OpId::Div, a, b)) {
@@ -108,7 +118,8 @@ void Div_backward(const Record& r, const Tensor& g, Tensor* gin) {
   const Tensor &a = r.saved_tensor(0), &b = r.saved_tensor(1);
   if (r.needs_input_grad(0)) gin[0] = grad_map(g, b, [](auto gv, auto bv) { return gv / bv; });
   if (r.needs_input_grad(1))
-    gin[1] = grad_map(g, a, b, [](auto gv, auto av, auto bv) { return -gv * av / (bv * bv); });
+    // (a / b) / b, not a / b^2: b^2 underflows for tiny b (as PyTorch's formula)
+    gin[1] = grad_map(g, a, b, [](auto gv, auto av, auto bv) { return -gv * ((av / bv) / bv); });
 }
 
 // ================================================================ pow
@@ -183,7 +194,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_defined(b, "where", "second input");
   TG_CHECK(cond.dtype() == DType::Bool, TypeError, "where: condition must be a bool tensor, got ",
            cond.describe());
-  DType dt = promote(a.dtype(), b.dtype());
+  DType dt = result_type(a, b);
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(),
                                  "where");
   Tensor x = cast_nograd(a, dt), y = cast_nograd(b, dt);
@@ -246,7 +257,12 @@ Tensor add(const Tensor& a, double s) {
 }
 void AddScalar_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
 Tensor sub(const Tensor& a, double s) { return add(a, -s); }
-Tensor rsub(double s, const Tensor& a) { return add(neg(a), s); }
+Tensor rsub(double s, const Tensor& a) {
+  check_defined(a, "sub", "input");
+  TG_CHECK(a.dtype() != DType::Bool, TypeError, "sub: subtraction with a bool tensor (",
+           a.describe(), ") is not supported; use logical_not or convert with .long()/.float()");
+  return add(neg(a), s);
+}
 
 // y = a * s                    da = g * s
 Tensor mul(const Tensor& a, double s) {
@@ -296,7 +312,9 @@ void PowScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
   double s = r.scalars[0];
   gin[0] = grad_map(g, r.saved_tensor(0), [s](auto gv, auto av) {
     using T = decltype(gv);
-    return s == 0 ? T(0) : gv * (T)s * (T)std::pow(av, (T)(s - 1));
+    if (s == 0) return T(0);
+    if (s == 0.5) return gv / (T(2) * std::sqrt(av));  // as sqrt's: signed at -0.0
+    return gv * (T)s * (T)std::pow(av, (T)(s - 1));
   });
 }
 
@@ -358,8 +376,8 @@ TG_UNARY_OP(Exp, exp, std::exp(x), true, gv * v)
 TG_UNARY_OP(Log, log, std::log(x), false, gv / v)
 // y = sqrt(x)                  dx = g / (2 y)
 TG_UNARY_OP(Sqrt, sqrt, std::sqrt(x), true, gv / (T(2) * v))
-// y = |x|                      dx = g * sign(x) (0 at 0)
-TG_UNARY_OP(Abs, abs_float, std::abs(x), false, v > 0 ? gv : (v < 0 ? -gv : T(0)))
+// y = |x|                      dx = g * sign(x) (0 at 0; NaN if g is NaN/inf, as PyTorch)
+TG_UNARY_OP(Abs, abs_float, std::abs(x), false, v > 0 ? gv : (v < 0 ? -gv : gv * T(0)))
 // y = sin(x)                   dx = g * cos(x)
 TG_UNARY_OP(Sin, sin, std::sin(x), false, gv * std::cos(v))
 // y = cos(x)                   dx = -g * sin(x)
@@ -389,6 +407,9 @@ Tensor square(const Tensor& a) {
 Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi) {
   check_defined(a, "clamp", "input");
   TG_CHECK(lo || hi, ValueError, "clamp: at least one of min and max must be given");
+  auto integral = [](std::optional<double> v) { return !v || (std::isfinite(*v) && *v == std::floor(*v)); };
+  if (!is_floating(a.dtype()) && !(integral(lo) && integral(hi)))
+    return clamp(cast_nograd(a, DType::Float32), lo, hi);  // as PyTorch: float bounds promote
   double l = lo ? *lo : -std::numeric_limits<double>::infinity();
   double h = hi ? *hi : std::numeric_limits<double>::infinity();
   Tensor out = Tensor::empty(a.shape(), a.dtype());
@@ -433,7 +454,7 @@ void Cast_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; 
 // ================================================================ no gradient
 template <class F>
 static Tensor compare_map(const Tensor& a, const Tensor& b, F f) {
-  DType dt = promote(a.dtype(), b.dtype());
+  DType dt = promote(a.dtype(), b.dtype());  // compare in the wider type: no rounding
   Shape shape = broadcast_shapes(a.shape(), b.shape(), "compare");
   Tensor x = cast_nograd(a, dt), y = cast_nograd(b, dt);
   Tensor out = Tensor::empty(shape, DType::Bool);

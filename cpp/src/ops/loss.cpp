@@ -266,7 +266,7 @@ void NllLoss_backward(const Record& r, const Tensor& g, Tensor* gin) {
 }
 
 // ================================================================ binary_cross_entropy_with_logits
-// loss = max(x, 0) - x * y + log1p(exp(-|x|))     (stable for any x)
+// loss = max(x, 0) - x * y + log1p(exp(-|x|))     (stable for any x, infinite ones included)
 // dx = (sigmoid(x) - y) * w,  dy = -x * w          (w = g, or g / numel for mean)
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         Reduction reduction) {
@@ -289,7 +289,11 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
     T* pp = reduction == Reduction::None ? per.data<T>() : nullptr;
     for (int64_t i = 0; i < n; i++) {
       T xv = xp[i];
-      T loss = (xv > T(0) ? xv : T(0)) - xv * yp[i] + std::log1p(std::exp(-std::abs(xv)));
+      // x (1 - y) + log1p(e^-x) for x >= 0, -x y + log1p(e^x) below: the same
+      // value, but a zero weight never meets an infinite logit (0 * inf = NaN).
+      T yv = yp[i];
+      T linear = xv >= T(0) ? (yv == T(1) ? T(0) : xv * (T(1) - yv)) : (yv == T(0) ? T(0) : -xv * yv);
+      T loss = linear + std::log1p(std::exp(-std::abs(xv)));
       if (pp) pp[i] = loss;
       else total += (double)loss;
     }

@@ -33,6 +33,10 @@ inline Tensor dense_as(const Tensor& a, DType dt) {
 }
 // A view of t's storage (same offset) with the given shape and strides, no history.
 Tensor strided_alias(const Tensor& t, const Shape& shape, const Strides& strides);
+// PyTorch's promotion for two tensors: dimensioned operands decide the dtype
+// within a category (bool < integer < floating); a 0-d operand only decides
+// when its category is higher (float64 0-d + float32[3] -> float32).
+DType result_type(const Tensor& a, const Tensor& b);
 // Floating ops on integer tensors compute in float32, as PyTorch does.
 inline DType float_result(DType dt) { return is_floating(dt) ? dt : DType::Float32; }
 // In-place writes refuse tensors that are part of a recorded graph.
@@ -59,7 +63,7 @@ Tensor binary_numeric(const Tensor& a, const Tensor& b, const char* op, F f,
                       bool float_only = false) {
   check_defined(a, op, "first input");
   check_defined(b, op, "second input");
-  DType dt = promote(a.dtype(), b.dtype());
+  DType dt = result_type(a, b);
   if (dt == DType::Bool) dt = DType::Int64;
   if (float_only) dt = float_result(dt);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), op);

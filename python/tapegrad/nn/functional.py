@@ -110,18 +110,29 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
         raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 are supported, got {p}")
     if weight is not None:
         raise ValueError("multi_margin_loss: class weights are not supported")
-    x = input if input.ndim == 2 else input.unsqueeze(0)
+    if input.ndim > 2 or target.ndim > 1:
+        raise ValueError(f"multi_margin_loss: expected input (N, C) or (C) and target (N) or (), "
+                         f"got {list(input.shape)} and {list(target.shape)}")
+    if (input.shape[-1] if input.ndim else 1) == 0:  # an empty batch (0, C) is allowed, as in torch
+        raise ValueError(f"multi_margin_loss: expected a non-empty vector or matrix (an empty "
+                         f"batch is allowed), got {list(input.shape)}")
+    x = input.reshape(1, -1) if input.ndim < 2 else input
     y = target.reshape(-1)
-    if x.ndim != 2 or y.shape[0] != x.shape[0]:
+    if y.shape[0] != x.shape[0]:
         raise ValueError(f"multi_margin_loss: expected input (N, C) and target (N), got "
                          f"{list(input.shape)} and {list(target.shape)}")
     n, c = x.shape
-    correct = x.gather(1, y.unsqueeze(1))  # checks the target range
+    labels = y.numpy()
+    bad = (labels < 0) | (labels >= c)
+    if bad.any():
+        raise IndexError(f"multi_margin_loss: target {int(labels[bad][0])} is out of bounds for "
+                         f"{c} classes")
+    correct = x.gather(1, y.unsqueeze(1))
     margins = relu(margin - correct + x)
     if p == 2:
         margins = margins * margins
     is_target = _C.from_numpy(np.arange(c)[None, :] == y.numpy()[:, None])
     per_sample = _C.where(is_target, 0.0, margins).sum(1) / c
-    if input.ndim == 1:
-        per_sample = per_sample.reshape([])
+    if input.ndim < 2:
+        per_sample = per_sample.reshape(list(target.shape))  # as torch: () or (1,)
     return _reduce(per_sample, reduction, "multi_margin_loss")

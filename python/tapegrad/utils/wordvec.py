@@ -39,6 +39,7 @@ with the rows present, a truncated binary record, undecodable words.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -49,6 +50,15 @@ __all__ = ["load_word_vectors", "detect_format", "build_embedding_matrix"]
 _FORMATS = ("auto", "glove", "fasttext", "word2vec_text", "word2vec_binary")
 _CHUNK = 8192  # rows converted per np.array call
 _SEPARATORS = re.compile(r"[ \t]+")
+_MAX_DIM_CAP = 1 << 20  # a dim above this must also fit in the file (one record needs > dim bytes)
+
+
+def _check_dim(name, dim, size, header_text):
+    """Reject a header dim that no file of `size` bytes can hold (nothing is allocated from it)."""
+    if dim > max(size, _MAX_DIM_CAP):
+        raise ValueError(
+            f"{name}:1: invalid header {header_text!r}: dim {dim} is impossible for a file of {size} bytes"
+        )
 
 
 def _parse_header(line):
@@ -81,6 +91,7 @@ def _looks_like_text_record(line, dim, encoding):
 
 def detect_format(path, encoding="utf-8"):
     """Guess the format of a word-vector file: ``"glove"``, ``"fasttext"`` or ``"word2vec_binary"``."""
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
         first = f.readline(1 << 20)
         header = _parse_header(first)
@@ -90,7 +101,8 @@ def detect_format(path, encoding="utf-8"):
         if count == 0 or dim <= 0:
             return "fasttext"
         # A text record is at most a long word plus dim numbers of ~25 characters.
-        second = f.readline(4096 + 32 * dim)
+        # Never ask for more than the file can hold (a huge header dim would overflow readline).
+        second = f.readline(max(1, min(4096 + 32 * dim, size)))
         return "fasttext" if _looks_like_text_record(second, dim, encoding) else "word2vec_binary"
 
 
@@ -123,7 +135,19 @@ def load_word_vectors(path, format="auto", limit=None, vocab=None, encoding="utf
 
 def _to_matrix(flat, nrows, dim, rows_lines, name):
     try:
-        return np.array(flat, dtype=np.float32).reshape(nrows, dim)
+        with np.errstate(over="raise"):
+            return np.array(flat, dtype=np.float32).reshape(nrows, dim)
+    except FloatingPointError:
+        # A finite value beyond float32's range: name the line instead of letting NumPy warn.
+        for i, lineno in enumerate(rows_lines):
+            for v in flat[i * dim:(i + 1) * dim]:
+                x = float(v)
+                if math.isfinite(x) and abs(x) > float(np.finfo(np.float32).max):
+                    with np.errstate(over="ignore"):
+                        if np.isinf(np.float32(x)):
+                            raise ValueError(
+                                f"{name}:{lineno}: {v!r} is outside the float32 range") from None
+        raise ValueError(f"{name}: a value is outside the float32 range") from None  # pragma: no cover
     except ValueError:
         # Find the offending line for the message.
         for i, lineno in enumerate(rows_lines):
@@ -166,6 +190,7 @@ def _load_text(name, format, limit, keep, encoding, unicode_errors):
                 count, dim = header
                 if count < 0 or dim <= 0:
                     raise ValueError(f"{name}:1: invalid header {line!r} (count {count}, dim {dim})")
+                _check_dim(name, dim, os.fstat(f.fileno()).st_size, line)
                 header_line = True
                 continue
             if not line:
@@ -218,6 +243,7 @@ def _load_binary(name, limit, keep, encoding, unicode_errors):
     count, dim = header
     if count < 0 or dim <= 0:
         raise ValueError(f"{name}: invalid header (count {count}, dim {dim})")
+    _check_dim(name, dim, len(data), data[:nl].decode("ascii", "replace").rstrip())
     nbytes = 4 * dim
     n = count if limit is None else min(count, limit)
     words = {}
@@ -254,6 +280,8 @@ def _load_binary(name, limit, keep, encoding, unicode_errors):
             f"{name}: {size - pos} bytes follow the {count} records of the header "
             f"(wrong count or dim in the header?)"
         )
+    if not offsets:
+        return words, np.zeros((0, dim), dtype=np.float32)
     buf = np.frombuffer(data, dtype=np.uint8)
     offsets = np.asarray(offsets, dtype=np.int64)
     raw = np.empty((len(offsets), nbytes), dtype=np.uint8)
