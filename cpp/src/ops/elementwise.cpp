@@ -298,8 +298,14 @@ void RDivScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
 
 // y = a ^ s                    da = g * s * a^(s-1)
 Tensor pow(const Tensor& a, double s) {
+  // PyTorch's special exponents: x^0.5 is sqrt(x) (sqrt(-0) = -0, sqrt(-inf) =
+  // NaN, where IEEE pow gives +0 and +inf), x^-0.5 is 1/sqrt(x), x^2 is x*x.
   Tensor out = scalar_map(a, s, "pow", true, [](auto v, auto c) {
-    return c == 2 ? v * v : std::pow(v, c);
+    using T = decltype(v);
+    if (c == 2) return v * v;
+    if (c == 0.5) return (T)std::sqrt(v);
+    if (c == -0.5) return T(1) / (T)std::sqrt(v);
+    return (T)std::pow(v, c);
   });
   if (Record* r = record(OpId::PowScalar, a)) {
     r->scalars[0] = s;
