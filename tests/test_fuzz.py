@@ -480,6 +480,11 @@ def run_program(data, inputs, max_steps=5):
     start = data.draw(st.integers(0, len(inputs) - 1), label="start")
     gx, tx = g_leaves[start], t_leaves[start]
     nsteps = data.draw(st.integers(1, max_steps), label="steps")
+    # Note [BLAS summation order]: after a matmul, values agree with torch only up to
+    # the order each BLAS adds its products in. Where that order decides the outcome
+    # (inf - inf = NaN vs inf on overflow, exact ties seen by argmax) the program is
+    # run for the error contract only, not compared.
+    after_matmul = False
     for step in range(nsteps):
         shape, dtype = tuple(tx.shape), dname(tx)
         name, names, fn = draw_op(data, shape, dtype, inputs)
@@ -524,6 +529,14 @@ def run_program(data, inputs, max_steps=5):
         assert dname(gout) == dname(tout), f"{where}: dtype {dname(gout)} vs torch {dname(tout)}"
         assert tuple(gout.shape) == tuple(tout.shape), f"{where}: shape {tuple(gout.shape)} vs torch {tuple(tout.shape)}"
         assert gout.requires_grad == tout.requires_grad, f"{where}: requires_grad {gout.requires_grad} vs torch"
+        if "matmul" in name or "matmul" in names:
+            order_decides = not (np.all(np.isfinite(to_np(tx))) and np.all(np.isfinite(to_np(tout))))
+            after_matmul = True
+            if order_decides:
+                return step + 1
+        elif after_matmul and (name.startswith(("argmax", "argmin")) or not is_float(dname(tout))
+                               or not np.all(np.isfinite(to_np(tout)))):
+            return step + 1
         gx, tx = gout, tout
     where = "\n  ".join(trace)
     # float32 anywhere in the program (an input or a step): float32 tolerances throughout
