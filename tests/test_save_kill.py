@@ -11,7 +11,6 @@ import sys
 import time
 import zipfile
 
-import numpy as np
 import pytest
 
 import tapegrad as tg
@@ -42,10 +41,10 @@ def _which(loaded):
     return v
 
 
-def _saver(path, states):
-    """Child: save the two versions alternately, forever (until killed)."""
+def _saver(path, states, first):
+    """Child: save the two versions alternately, starting with `first`, until killed."""
     try:
-        k = 1
+        k = first
         while True:
             tg.save(states[k % 2], path)
             k += 1
@@ -71,7 +70,9 @@ def test_sigkill_mid_save_leaves_old_or_new(tmp_path):
             break
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
-            _saver(path, states)
+            # Alternate the first version written, so that a loaded machine (a
+            # child that completes one save per trial) still shows both.
+            _saver(path, states, first=(trial + 1) % 2)
         time.sleep(rng.uniform(0, 3 * one_save))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
