@@ -15,7 +15,7 @@
 
 namespace tg {
 
-struct RowSparse : RefCounted {
+struct RowSparse : RefCounted, memory::Pooled {
   Tensor indices;  // int64 [nnz]: rows of the dense tensor
   Tensor values;   // [nnz, row...]: contiguous, the dense tensor's dtype
   Shape dense_shape;

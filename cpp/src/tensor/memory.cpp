@@ -1,0 +1,170 @@
+// The per-thread caching allocator (see Note [Caching allocator]).
+#include "tapegrad/memory.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+namespace tg::memory {
+
+namespace {
+
+constexpr size_t kAlign = 64;
+constexpr size_t kSmallLimit = 4096;            // 64-byte classes up to here
+constexpr int kSmallClasses = kSmallLimit / 64;  // classes 0..63: 64..4096 bytes
+constexpr int kMaxClasses = kSmallClasses + 4 * 52;
+
+std::atomic<uint64_t> g_system_allocations{0};
+std::atomic<uint64_t> g_system_frees{0};
+std::atomic<uint64_t> g_cache_hits{0};
+std::atomic<uint64_t> g_bytes_cached{0};
+// TAPEGRAD_CACHE_LIMIT (bytes) overrides the default; the sanitizer job sets
+// it to 0 so that AddressSanitizer sees every free.
+size_t initial_cache_limit() {
+  if (const char* env = std::getenv("TAPEGRAD_CACHE_LIMIT")) {
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(env, &end, 10);
+    if (end && *end == '\0' && end != env) return (size_t)v;
+  }
+  return size_t(64) << 20;
+}
+std::atomic<size_t> g_cache_limit{initial_cache_limit()};
+
+// The class of a request and the capacity every block of that class has.
+struct SizeClass {
+  int index;
+  size_t capacity;
+};
+
+SizeClass size_class(size_t nbytes) {
+  if (nbytes <= kSmallLimit) {
+    size_t units = nbytes == 0 ? 1 : (nbytes + 63) / 64;
+    return {(int)units - 1, units * 64};
+  }
+  // Four classes per power of two: for 2^k < nbytes <= 2^(k+1), capacities of
+  // 5, 6, 7 or 8 quarters of 2^k.
+  int k = 63 - __builtin_clzll((unsigned long long)(nbytes - 1));
+  size_t quarter = size_t(1) << (k - 2);
+  size_t quarters = (nbytes + quarter - 1) / quarter;  // 5..8
+  int sub = (int)quarters - 5;
+  size_t capacity = quarters * quarter;
+  return {kSmallClasses + (k - 12) * 4 + sub, capacity};
+}
+
+void* system_allocate(size_t capacity) {
+  void* p = std::aligned_alloc(kAlign, capacity);
+  if (!p) throw std::bad_alloc();
+  g_system_allocations.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+void system_free(void* p) {
+  std::free(p);
+  g_system_frees.fetch_add(1, std::memory_order_relaxed);
+}
+
+struct Cache {
+  std::vector<void*> free[kMaxClasses];
+  size_t bytes = 0;
+
+  void release_all() {
+    for (int c = 0; c < kMaxClasses; c++) {
+      for (void* p : free[c]) system_free(p);
+      free[c].clear();
+      free[c].shrink_to_fit();
+    }
+    g_bytes_cached.fetch_sub(bytes, std::memory_order_relaxed);
+    bytes = 0;
+  }
+};
+
+// Note [Thread cache lifetime]
+// The cache pointer is a plain thread_local (no destructor, so it stays
+// readable during thread exit); a second thread_local object owns it and, when
+// the thread exits, frees it and marks the pointer dead, so that tensors dying
+// later in the exit sequence (the thread's tape, Python objects) go straight
+// back to the system.
+Cache* const kDead = reinterpret_cast<Cache*>(uintptr_t(1));
+thread_local Cache* t_cache = nullptr;
+
+struct CacheOwner {
+  ~CacheOwner() {
+    if (t_cache && t_cache != kDead) {
+      t_cache->release_all();
+      delete t_cache;
+    }
+    t_cache = kDead;
+  }
+};
+thread_local CacheOwner t_owner;
+
+Cache* thread_cache() {
+  if (t_cache == nullptr) {
+    t_cache = new Cache();
+    (void)&t_owner;  // odr-use: registers the owner's destructor for this thread
+  }
+  return t_cache == kDead ? nullptr : t_cache;
+}
+
+}  // namespace
+
+void* allocate(size_t nbytes) {
+  if (nbytes > (size_t(1) << 62)) throw std::bad_alloc();  // no system has it; keeps the classes' math in range
+  SizeClass sc = size_class(nbytes);
+  if (sc.index < kMaxClasses) {
+    if (Cache* cache = thread_cache()) {
+      std::vector<void*>& list = cache->free[sc.index];
+      if (!list.empty()) {
+        void* p = list.back();
+        list.pop_back();
+        cache->bytes -= sc.capacity;
+        g_bytes_cached.fetch_sub(sc.capacity, std::memory_order_relaxed);
+        g_cache_hits.fetch_add(1, std::memory_order_relaxed);
+        return p;
+      }
+    }
+  }
+  return system_allocate(sc.capacity);
+}
+
+void deallocate(void* p, size_t nbytes) noexcept {
+  if (!p) return;
+  SizeClass sc = size_class(nbytes);
+  size_t limit = g_cache_limit.load(std::memory_order_relaxed);
+  // A block above a quarter of the limit goes back at once: caching it would
+  // evict many small ones, and malloc already reuses big blocks well.
+  Cache* cache = sc.index < kMaxClasses && sc.capacity <= limit / 4 ? thread_cache() : nullptr;
+  if (cache && cache->bytes + sc.capacity <= limit) {
+    try {
+      cache->free[sc.index].push_back(p);  // grows only until the loop is warm
+      cache->bytes += sc.capacity;
+      g_bytes_cached.fetch_add(sc.capacity, std::memory_order_relaxed);
+      return;
+    } catch (const std::bad_alloc&) {
+      // no room to remember the block: give it back instead
+    }
+  }
+  system_free(p);
+}
+
+Stats stats() {
+  Stats s;
+  s.system_allocations = g_system_allocations.load(std::memory_order_relaxed);
+  s.system_frees = g_system_frees.load(std::memory_order_relaxed);
+  s.cache_hits = g_cache_hits.load(std::memory_order_relaxed);
+  s.bytes_cached = g_bytes_cached.load(std::memory_order_relaxed);
+  return s;
+}
+
+void empty_cache() {
+  if (Cache* cache = thread_cache()) cache->release_all();
+}
+
+size_t cache_limit() { return g_cache_limit.load(std::memory_order_relaxed); }
+void set_cache_limit(size_t bytes) {
+  g_cache_limit.store(bytes, std::memory_order_relaxed);
+  if (Cache* cache = thread_cache(); cache && cache->bytes > bytes) cache->release_all();
+}
+
+}  // namespace tg::memory
