@@ -32,23 +32,81 @@ static int check_int(int64_t v, const char* what) {
   return (int)v;
 }
 
-#define TG_GEMM_BODY(fn)                                                                   \
-  if (m == 0 || n == 0) return;                                                            \
-  TG_BLAS(fn)(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,                          \
-              trans_b ? CblasTrans : CblasNoTrans, check_int(m, "m"), check_int(n, "n"),   \
-              check_int(k, "k"), alpha, a, check_int(lda < 1 ? 1 : lda, "lda"), b,         \
-              check_int(ldb < 1 ? 1 : ldb, "ldb"), beta, c, check_int(ldc < 1 ? 1 : ldc, "ldc"))
+// Note [Skinny products]
+// A GEMM with one row, one column or an inner size of one is a matrix-vector
+// product or a rank-1 update; BLAS's GEMM still packs both operands for it,
+// which for the small models this library is for (batch 1: x @ W^T is 1 x 250
+// by 250 x 100) costs several times the arithmetic. Those shapes go to GEMV /
+// GER instead. With beta == 0 the output is cleared first: GEMV and GER read C
+// (a reused buffer may hold NaN), GEMM does not.
+template <class T>
+struct Blas;
+template <>
+struct Blas<float> {
+  static constexpr auto gemm = TG_BLAS(cblas_sgemm);
+  static constexpr auto gemv = TG_BLAS(cblas_sgemv);
+  static constexpr auto ger = TG_BLAS(cblas_sger);
+};
+template <>
+struct Blas<double> {
+  static constexpr auto gemm = TG_BLAS(cblas_dgemm);
+  static constexpr auto gemv = TG_BLAS(cblas_dgemv);
+  static constexpr auto ger = TG_BLAS(cblas_dger);
+};
+
+template <class T>
+static void clear_or_scale(T* c, int64_t m, int64_t n, int64_t ldc, T beta) {
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == T(0) ? T(0) : c[i * ldc + j] * beta;
+}
+
+template <class T>
+static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+                      const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+                      int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  lda = lda < 1 ? 1 : lda;
+  ldb = ldb < 1 ? 1 : ldb;
+  ldc = ldc < 1 ? 1 : ldc;
+  int M = check_int(m, "m"), N = check_int(n, "n"), K = check_int(k, "k");
+  int LDA = check_int(lda, "lda"), LDB = check_int(ldb, "ldb"), LDC = check_int(ldc, "ldc");
+  if (k == 0) {  // C = beta C (BLAS may not touch C when k == 0 and beta == 1)
+    if (beta != T(1)) clear_or_scale(c, m, n, ldc, beta);
+    return;
+  }
+  if (m == 1) {  // c[0, :] = alpha * a[0, :] op(B) + beta c: op(B)^T times a
+    if (beta == T(0)) clear_or_scale(c, 1, n, ldc, beta);
+    // op(B) is K x N. Stored N x K (trans_b): c = B a; stored K x N: c = B^T a.
+    Blas<T>::gemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? N : K,
+                  trans_b ? K : N, alpha, b, LDB, a, trans_a ? LDA : 1, beta, c, 1);
+    return;
+  }
+  if (n == 1) {  // c[:, 0] = alpha * op(A) b[:, 0] + beta c
+    if (beta == T(0)) clear_or_scale(c, m, 1, ldc, beta);
+    Blas<T>::gemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? K : M,
+                  trans_a ? M : K, alpha, a, LDA, b, trans_b ? 1 : LDB, beta, c, LDC);
+    return;
+  }
+  if (k == 1 && (beta == T(0) || beta == T(1))) {  // C = alpha a b^T + beta C
+    if (beta == T(0)) clear_or_scale(c, m, n, ldc, beta);
+    Blas<T>::ger(CblasRowMajor, M, N, alpha, a, trans_a ? 1 : LDA, b, trans_b ? LDB : 1, c, LDC);
+    return;
+  }
+  Blas<T>::gemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, a, LDA, b, LDB, beta, c,
+                LDC);
+}
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
           int64_t ldc) {
-  TG_GEMM_BODY(cblas_sgemm);
+  gemm_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
           const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
           int64_t ldc) {
-  TG_GEMM_BODY(cblas_dgemm);
+  gemm_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 static int g_num_threads = 0;
