@@ -3,9 +3,8 @@
 a small window-NER-shaped model (sparse embedding, Linear, tanh, Linear,
 cross-entropy), and the tape empty once a step's tensors are dropped.
 
-Eager execution only: tapegrad has no tape replay (no recorded-graph re-run)
-yet, so there is nothing to test for it; when replay lands, add a replay
-variant of `test_training_loop_rss_flat` here.
+Eager execution and tape replay (tg.compile): the replay loop also checks that
+the caching allocator went to the system for nothing once warm.
 
 The bound is on growth between the end of the warm-up and the end of the loop.
 A leak of one small tensor (or one tape record) per step would cost several
@@ -117,6 +116,45 @@ def _scenario_training_loop_rss_flat_and_tape_empty():
     assert tg._C._tape_size() == 0
     assert tg._C._tape_live() == 0
     assert losses[-1] < 0.5 * losses[0], losses  # it really trained
+
+
+def _scenario_replayed_training_loop_rss_flat_and_no_system_allocations():
+    # 20,000 replays of a compiled step: Adam on the dense parameters, sparse
+    # Adagrad on the embedding table (SparseAdam keeps its step count in
+    # Python, so tg.compile refuses it; see tests/test_compile.py).
+    model = WindowNER()
+    dense = [p for n, p in model.named_parameters() if not n.startswith("words.")]
+    opt = tg.optim.Adam(dense, lr=1e-2)
+    sparse_opt = tg.optim.Adagrad([model.words.weight], lr=0.1)
+
+    @tg.compile
+    def train_step(ids, y):
+        loss = F.cross_entropy(model(ids), y)
+        opt.zero_grad()
+        sparse_opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sparse_opt.step()
+        return loss
+
+    ids, ys = batches()
+    losses = []
+    allocs = {}
+
+    def step(i):
+        loss = train_step(ids[i % len(ids)], ys[i % len(ys)])
+        if i == WARMUP:
+            allocs["warm"] = tg.memory_stats()["system_allocations"]
+        if i % 1000 == 0:
+            losses.append(loss.item())
+
+    check_flat("replayed training (tg.compile, Adam + sparse Adagrad)", 20_000, step)
+    allocs["end"] = tg.memory_stats()["system_allocations"]
+    print(f"system allocations after warm-up: {allocs}", file=sys.stderr)
+    assert allocs["end"] == allocs["warm"], allocs
+    assert train_step.records == 1 and train_step.replays == 20_000 - 2
+    assert tg._C._tape_size() == 0 and tg._C._tape_live() == 0
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 def _scenario_training_loop_sgd_keeping_one_old_loss_alive():

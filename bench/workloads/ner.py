@@ -39,7 +39,7 @@ def make_batches(batch, seed=1):
              rng.integers(0, CLASSES, batch).astype(np.int64)) for _ in range(N_BATCHES)]
 
 
-def _tapegrad(p, batches):
+def _tapegrad(p, batches, compiled=False):
     tg = lib("tapegrad")
     F = tg.nn.functional
     emb = tg.nn.Embedding(VOCAB, DIM, sparse=True)
@@ -52,15 +52,22 @@ def _tapegrad(p, batches):
     opt = tg.optim.SGD(params, lr=LR)
     nxt = cycle([(tg.from_numpy(i), tg.from_numpy(y)) for i, y in batches])
 
-    def step():
-        ids, y = nxt()
+    def train_step(ids, y):
         x = emb(ids).reshape(ids.shape[0], IN)
         loss = F.cross_entropy(l2(tg.tanh(l1(x))), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
         return loss
+    run = tg.compile(train_step) if compiled else train_step
+
+    def step():
+        return run(*nxt())
     return step, lambda loss: float(loss.item())
+
+
+def _tapegrad_compiled(p, batches):
+    return _tapegrad(p, batches, compiled=True)
 
 
 def _torch(p, batches):
@@ -152,7 +159,8 @@ def _numpy(p, batches):
     return step, float
 
 
-BUILDERS = {"tapegrad": _tapegrad, "PyTorch eager": _torch, "JAX jit": _jax,
+BUILDERS = {"tapegrad": _tapegrad, "tapegrad tg.compile": _tapegrad_compiled,
+            "PyTorch eager": _torch, "JAX jit": _jax,
             "NumPy by hand": _numpy}
 
 

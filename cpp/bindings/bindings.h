@@ -20,6 +20,7 @@ void init_tensor(py::module_& m);
 void init_ops(py::module_& m);
 void init_autograd(py::module_& m);
 void init_optim(py::module_& m);
+void init_compile(py::module_& m);
 
 // dim=None -> {} (all dims), an int -> {d}, a sequence of ints -> as is.
 std::vector<int64_t> dims_arg(const py::handle& dim);

@@ -63,7 +63,7 @@ void init_optim(py::module_& m) {
                              double eps, bool maximize) {
           AdagradOptions o{lr, lr_decay, weight_decay, eps, maximize};
           py::gil_scoped_release release;
-          adagrad(param, grad, sum, increment_step(step), o);
+          adagrad(param, grad, sum, step, o);
         },
         py::arg("param"), py::arg("grad"), py::arg("sum"), py::arg("step"), py::arg("lr"),
         py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"),
@@ -76,7 +76,7 @@ void init_optim(py::module_& m) {
           AdagradOptions o{lr, lr_decay, weight_decay, eps, maximize};
           py::gil_scoped_release release;
           const RowSparse& g = sparse_arg(grad, "Adagrad");
-          adagrad_sparse(param, g, sum, increment_step(step), o);
+          adagrad_sparse(param, g, sum, step, o);
         },
         py::arg("param"), py::arg("grad"), py::arg("sum"), py::arg("step"), py::arg("lr"),
         py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"),
@@ -105,7 +105,7 @@ void init_optim(py::module_& m) {
                         decoupled_weight_decay};
           Tensor vmax = optional_tensor(max_exp_avg_sq);
           py::gil_scoped_release release;
-          adam(param, grad, exp_avg, exp_avg_sq, vmax, increment_step(step), o);
+          adam(param, grad, exp_avg, exp_avg_sq, vmax, step, o);
         },
         py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
         py::arg("max_exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"),
@@ -157,15 +157,7 @@ void init_optim(py::module_& m) {
 
   // zero_grad(set_to_none=False) on a row-sparse .grad: PyTorch zeroes a
   // sparse gradient into one with no rows (it stays sparse).
-  m.def("_optim_zero_sparse_grad", [](const Tensor& param) {
-          TensorImpl* impl = param.impl();
-          if (!impl->sparse_grad) return;
-          const RowSparse& g = *impl->sparse_grad;
-          Shape vs = g.values.shape();
-          vs[0] = 0;
-          impl->sparse_grad = RowSparse::make(Tensor::empty({0}, DType::Int64),
-                                              Tensor::empty(vs, g.values.dtype()), g.dense_shape);
-        },
+  m.def("_optim_zero_sparse_grad", [](const Tensor& param) { zero_sparse_grad(param); },
         py::arg("param"));
 }
 

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "bindings.h"
+#include "tapegrad/trace.h"
 #include "tapegrad/sparse.h"
 
 namespace tg::bind {
@@ -102,6 +103,7 @@ Tensor from_numpy(py::array arr) {
 }
 
 py::array to_numpy(const Tensor& t) {
+  trace::check_read(t, "numpy");
   TensorImpl* impl = t.impl();
   auto* keep = new Ref<Storage>(impl->storage);
   py::capsule base(keep, [](void* p) { delete static_cast<Ref<Storage>*>(p); });
@@ -185,26 +187,20 @@ void init_tensor(py::module_& m) {
                     [](Tensor& t, bool r) { t.set_requires_grad(r); })
       .def_property("grad",
                     [](const Tensor& t) -> py::object {
-                      if (t.impl()->sparse_grad) return py::cast(t.impl()->sparse_grad);
+                      if (Ref<RowSparse> s = t.sparse_grad()) return py::cast(s);
                       Tensor g = t.grad();
                       return g.defined() ? py::cast(g) : py::none();
                     },
                     [](Tensor& t, py::object g) {
-                      if (py::isinstance<RowSparse>(g)) {
-                        Ref<RowSparse> s = g.cast<Ref<RowSparse>>();
-                        TG_CHECK(s->dense_shape == t.shape(), ValueError, "assigning .grad: "
-                                 "sparse gradient of shape ", to_string(s->dense_shape),
-                                 " does not match tensor ", t.describe());
-                        t.set_grad(Tensor());
-                        t.impl()->sparse_grad = s;
-                        return;
-                      }
-                      t.set_grad(g.is_none() ? Tensor() : g.cast<Tensor>());
+                      if (py::isinstance<RowSparse>(g)) t.set_sparse_grad(g.cast<Ref<RowSparse>>());
+                      else t.set_grad(g.is_none() ? Tensor() : g.cast<Tensor>());
                     })
       .def_property("data", &Tensor::detach, [](Tensor& t, const Tensor& v) {
         // Like PyTorch's `p.data = v`: the same tensor object now holds v's
         // values (shape and dtype may change); history and .grad stay.
         TG_CHECK(t.is_leaf(), RuntimeError, "data: can only be assigned on a leaf tensor");
+        TG_CHECK(!trace::recording(), RuntimeError, "data: assigning .data inside a step that "
+                 "tg.compile records is not supported (a replay could not repeat it)");
         TG_CHECK(!t.requires_grad() || is_floating(v.dtype()), TypeError,
                  "data: a tensor that requires grad needs floating data, got ", v.describe());
         TensorImpl* impl = t.impl();

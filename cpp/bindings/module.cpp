@@ -15,4 +15,5 @@ PYBIND11_MODULE(_C, m) {
   tg::bind::init_ops(m);
   tg::bind::init_autograd(m);
   tg::bind::init_optim(m);
+  tg::bind::init_compile(m);
 }

@@ -44,6 +44,7 @@ from . import nn
 from . import optim
 from . import utils
 from .serialization import save, load
+from ._compile import compile, CompiledFunction, memory_stats, empty_cache, set_cache_limit  # noqa: A004
 
 float32 = dtype.float32
 float64 = dtype.float64

@@ -104,7 +104,23 @@ void adam(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const 
 void sparse_adam(const Tensor& param, const RowSparse& grad, const Tensor& exp_avg,
                  const Tensor& exp_avg_sq, double step, const AdamOptions& o);
 
+// ---------------------------------------------------------------- step tensors
+// The same updates with the step count kept in a one-element tensor (as
+// torch.optim does): each call increments it, then updates with the new
+// count. This is the form a recorded program can replay (see trace.h): the
+// count lives in a tensor the program owns, not in the caller's variables.
+void adagrad(const Tensor& param, const Tensor& grad, const Tensor& sum, const Tensor& step,
+             const AdagradOptions& o);
+void adagrad_sparse(const Tensor& param, const RowSparse& grad, const Tensor& sum,
+                    const Tensor& step, const AdagradOptions& o);
+void adam(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+          const Tensor& max_exp_avg_sq, const Tensor& step, const AdamOptions& o);
+
 // ---------------------------------------------------------------- helpers
+// zero_grad(set_to_none=False) on a row-sparse .grad: as PyTorch, it becomes a
+// row-sparse gradient with no rows (it stays sparse). No-op without one.
+void zero_sparse_grad(const Tensor& param);
+
 // step += 1 in the step tensor's own dtype (PyTorch keeps a float32 0-d
 // tensor); returns the new value.
 double increment_step(const Tensor& step);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tapegrad/errors.h"
+#include "tapegrad/memory.h"
 
 namespace tg {
 
@@ -94,7 +95,7 @@ class Ref {
 // ---------------------------------------------------------------- storage
 // A flat buffer. Either owned (aligned allocation) or borrowed from elsewhere
 // (a NumPy array) with a deleter that releases the owner.
-struct Storage : RefCounted {
+struct Storage : RefCounted, memory::Pooled {
   void* data = nullptr;
   size_t nbytes = 0;
   void (*deleter)(void* ctx, void* data) = nullptr;
@@ -113,7 +114,7 @@ class Tape;
 struct RowSparse;
 
 // ---------------------------------------------------------------- tensor impl
-struct TensorImpl : RefCounted {
+struct TensorImpl : RefCounted, memory::Pooled {
   Ref<Storage> storage;
   int64_t offset = 0;  // in elements
   Shape shape;
@@ -175,8 +176,10 @@ class Tensor {
   bool requires_grad() const { return impl_->requires_grad; }
   bool is_leaf() const { return impl_->record < 0; }
   Tensor& set_requires_grad(bool r);
-  Tensor grad() const { return Tensor(impl_->grad); }
+  Tensor grad() const;  // the dense .grad (undefined when none, or when it is row-sparse)
   void set_grad(const Tensor& g);
+  Ref<RowSparse> sparse_grad() const;  // the row-sparse .grad, if that is what it is
+  void set_sparse_grad(const Ref<RowSparse>& g);
   void retain_grad();
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
   Tensor detach() const;  // shares storage, no history

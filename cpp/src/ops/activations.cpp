@@ -18,6 +18,7 @@ namespace tg {
 // float32 runs 1 / (1 + exp(-x)) on the vectorised exp (exp(-x) = inf gives
 // exactly 0, so no branch is needed).
 Tensor sigmoid(const Tensor& a) {
+  TG_TRACE(sigmoid, a);
   check_defined(a, "sigmoid", "input");
   Tensor out;
   if (float_result(a.dtype()) == DType::Float32) {
@@ -53,6 +54,7 @@ void Sigmoid_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ tanh
 // y = tanh(x)                  dx = g * (1 - y^2)
 Tensor tanh(const Tensor& a) {
+  TG_TRACE(tanh, a);
   Tensor out = unary_float(a, "tanh", [](auto x) { return std::tanh(x); });
   if (Record* r = record(OpId::Tanh, a)) {
     r->save(out);
@@ -73,6 +75,7 @@ void Tanh_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // threshold_backward, which passes g through unless y <= 0. Integer tensors
 // keep their dtype, as PyTorch (they never need grad).
 Tensor relu(const Tensor& a) {
+  TG_TRACE(relu, a);
   check_defined(a, "relu", "input");
   if (!is_floating(a.dtype())) {
     Tensor out = Tensor::empty(a.shape(), a.dtype());
@@ -102,6 +105,7 @@ void Relu_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ leaky_relu
 // y = x > 0 ? x : s * x        dx = x > 0 ? g : s * g
 Tensor leaky_relu(const Tensor& a, double negative_slope) {
+  TG_TRACE(leaky_relu, a, negative_slope);
   Tensor out = unary_float(a, "leaky_relu", [negative_slope](auto x) {
     using T = decltype(x);
     return x > T(0) ? x : x * (T)negative_slope;
@@ -125,6 +129,7 @@ void LeakyRelu_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // y = min(max(x, lo), hi)      dx = g where lo < x < hi, else 0
 // (as PyTorch: the gradient is 0 at the boundaries, and NaN lets g through)
 Tensor hardtanh(const Tensor& a, double min_val, double max_val) {
+  TG_TRACE(hardtanh, a, min_val, max_val);
   TG_CHECK(!(min_val > max_val), ValueError, "hardtanh: min_val (", min_val,
            ") cannot be greater than max_val (", max_val, ")");
   Tensor out = unary_float(a, "hardtanh", [min_val, max_val](auto x) {
@@ -178,6 +183,7 @@ PreluLayout prelu_layout(const Tensor& a, const Tensor& weight) {
 }  // namespace
 
 Tensor prelu(const Tensor& a, const Tensor& weight) {
+  TG_TRACE(prelu, a, weight);
   check_defined(a, "prelu", "input");
   check_defined(weight, "prelu", "weight");
   PreluLayout l = prelu_layout(a, weight);
@@ -408,6 +414,7 @@ void softmax_backward(const Record& r, const Tensor& g, Tensor* gin) {
 }  // namespace
 
 Tensor softmax(const Tensor& a, int64_t dim) {
+  TG_TRACE(softmax, a, dim);
   return softmax_forward<false>(a, dim, "softmax", OpId::Softmax);
 }
 void Softmax_backward(const Record& r, const Tensor& g, Tensor* gin) {
@@ -418,6 +425,7 @@ void Softmax_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // y = x - max - log(sum(exp(x - max)))     (over `dim`)
 // dx = g - exp(y) * sum(g)
 Tensor log_softmax(const Tensor& a, int64_t dim) {
+  TG_TRACE(log_softmax, a, dim);
   return softmax_forward<true>(a, dim, "log_softmax", OpId::LogSoftmax);
 }
 void LogSoftmax_backward(const Record& r, const Tensor& g, Tensor* gin) {

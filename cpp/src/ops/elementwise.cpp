@@ -65,6 +65,7 @@ void check_inplace(const Tensor& t, const char* op) {
 // ================================================================ add
 // y = a + b                    da = g, db = g ("+" distributes)
 Tensor add(const Tensor& a, const Tensor& b) {
+  TG_TRACE(add, a, b);
   Tensor out = binary_numeric(a, b, "add", [](auto x, auto y) { return x + y; });
   if (Record* r = record(OpId::Add, a, b)) finish(r, out);
   return out;
@@ -77,6 +78,7 @@ void Add_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ sub
 // y = a - b                    da = g, db = -g
 Tensor sub(const Tensor& a, const Tensor& b) {
+  TG_TRACE(sub, a, b);
   Tensor out = binary_numeric(a, b, "sub", [](auto x, auto y) { return x - y; });
   if (Record* r = record(OpId::Sub, a, b)) finish(r, out);
   return out;
@@ -89,6 +91,7 @@ void Sub_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ mul
 // y = a * b                    da = g * b, db = g * a ("*" switches)
 Tensor mul(const Tensor& a, const Tensor& b) {
+  TG_TRACE(mul, a, b);
   Tensor out = binary_numeric(a, b, "mul", [](auto x, auto y) { return x * y; });
   if (Record* r = record(OpId::Mul, a, b)) {
     if (r->needs_input_grad(0)) r->save(b);
@@ -106,6 +109,7 @@ void Mul_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ div
 // y = a / b                    da = g / b, db = -g * (a / b) / b
 Tensor div(const Tensor& a, const Tensor& b) {
+  TG_TRACE(div, a, b);
   Tensor out = binary_numeric(a, b, "div", [](auto x, auto y) { return x / y; }, true);
   if (Record* r = record(OpId::Div, a, b)) {
     r->save(a);
@@ -125,6 +129,7 @@ void Div_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ pow
 // y = a ^ b                    da = g * b * a^(b-1), db = g * y * log(a)
 Tensor pow(const Tensor& a, const Tensor& b) {
+  TG_TRACE(pow, a, b);
   Tensor out = binary_numeric(a, b, "pow", [](auto x, auto y) { return std::pow(x, y); }, true);
   if (Record* r = record(OpId::Pow, a, b)) {
     r->save(a);
@@ -174,9 +179,11 @@ static void extremum_backward(const Record& r, const Tensor& g, Tensor* gin) {
   if (r.needs_input_grad(1)) gin[1] = grad_map(g, b, a, share);
 }
 Tensor maximum(const Tensor& a, const Tensor& b) {
+  TG_TRACE(maximum, a, b);
   return extremum<true>(a, b, "maximum", OpId::Maximum);
 }
 Tensor minimum(const Tensor& a, const Tensor& b) {
+  TG_TRACE(minimum, a, b);
   return extremum<false>(a, b, "minimum", OpId::Minimum);
 }
 void Maximum_backward(const Record& r, const Tensor& g, Tensor* gin) {
@@ -189,6 +196,7 @@ void Minimum_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ where
 // y = cond ? a : b             da = cond ? g : 0, db = cond ? 0 : g
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  TG_TRACE(where, cond, a, b);
   check_defined(cond, "where", "condition");
   check_defined(a, "where", "first input");
   check_defined(b, "where", "second input");
@@ -248,6 +256,7 @@ static Tensor scalar_map(const Tensor& a, double s, const char* op, bool float_o
 
 // y = a + s                    da = g
 Tensor add(const Tensor& a, double s) {
+  TG_TRACE(add, a, s);
   Tensor out = scalar_map(a, s, "add", false, [](auto v, auto c) { return v + c; });
   if (Record* r = record(OpId::AddScalar, a)) {
     r->scalars[0] = s;
@@ -256,8 +265,9 @@ Tensor add(const Tensor& a, double s) {
   return out;
 }
 void AddScalar_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
-Tensor sub(const Tensor& a, double s) { return add(a, -s); }
+Tensor sub(const Tensor& a, double s) { TG_TRACE(sub, a, s); return add(a, -s); }
 Tensor rsub(double s, const Tensor& a) {
+  TG_TRACE(rsub, s, a);
   check_defined(a, "sub", "input");
   TG_CHECK(a.dtype() != DType::Bool, TypeError, "sub: subtraction with a bool tensor (",
            a.describe(), ") is not supported; use logical_not or convert with .long()/.float()");
@@ -266,6 +276,7 @@ Tensor rsub(double s, const Tensor& a) {
 
 // y = a * s                    da = g * s
 Tensor mul(const Tensor& a, double s) {
+  TG_TRACE(mul, a, s);
   Tensor out = scalar_map(a, s, "mul", false, [](auto v, auto c) { return v * c; });
   if (Record* r = record(OpId::MulScalar, a)) {
     r->scalars[0] = s;
@@ -277,12 +288,14 @@ void MulScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
   gin[0] = mul(g, r.scalars[0]);
 }
 Tensor div(const Tensor& a, double s) {
+  TG_TRACE(div, a, s);
   if (!is_floating(a.dtype())) return div(a, Tensor::scalar(s, DType::Float32));
   return mul(a, 1.0 / s);
 }
 
 // y = s / a                    da = -g * s / a^2 = -g * y / a
 Tensor rdiv(double s, const Tensor& a) {
+  TG_TRACE(rdiv, s, a);
   Tensor out = scalar_map(a, s, "rdiv", true, [](auto v, auto c) { return c / v; });
   if (Record* r = record(OpId::RDivScalar, a)) {
     r->scalars[0] = s;
@@ -298,6 +311,7 @@ void RDivScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
 
 // y = a ^ s                    da = g * s * a^(s-1)
 Tensor pow(const Tensor& a, double s) {
+  TG_TRACE(pow, a, s);
   // PyTorch's special exponents: x^0.5 is sqrt(x) (sqrt(-0) = -0, sqrt(-inf) =
   // NaN, where IEEE pow gives +0 and +inf), x^-0.5 is 1/sqrt(x), x^2 is x*x.
   Tensor out = scalar_map(a, s, "pow", true, [](auto v, auto c) {
@@ -326,6 +340,7 @@ void PowScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
 
 // y = s ^ a                    da = g * y * log(s)
 Tensor pow(double s, const Tensor& a) {
+  TG_TRACE(pow, s, a);
   Tensor out = scalar_map(a, s, "pow", true, [](auto v, auto c) { return std::pow(c, v); });
   if (Record* r = record(OpId::RPowScalar, a)) {
     r->scalars[0] = s;
@@ -345,6 +360,7 @@ void RPowScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ unary
 // y = -a                       da = -g
 Tensor neg(const Tensor& a) {
+  TG_TRACE(neg, a);
   check_defined(a, "neg", "input");
   TG_CHECK(a.dtype() != DType::Bool, TypeError, "neg: negation of a bool tensor is not "
            "supported; use logical_not");
@@ -361,6 +377,7 @@ void Neg_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = neg(
 // Unary float ops that save their input (x) or output (y) for backward.
 #define TG_UNARY_OP(Name, fname, forward_expr, saves_output, backward_expr)        \
   Tensor fname(const Tensor& a) {                                                  \
+    TG_TRACE(fname, a);                                                            \
     Tensor out = unary_float(a, #fname, [](auto x) { return forward_expr; });      \
     if (Record* r = record(OpId::Name, a)) {                                       \
       r->save(saves_output ? out : a);                                             \
@@ -393,6 +410,7 @@ TG_UNARY_OP(Square, square_float, x * x, false, T(2) * gv * v)
 
 // abs and square keep integer dtypes (as PyTorch); integers never need grad.
 Tensor abs(const Tensor& a) {
+  TG_TRACE(abs, a);
   check_defined(a, "abs", "input");
   if (is_floating(a.dtype())) return abs_float(a);
   Tensor out = Tensor::empty(a.shape(), a.dtype());
@@ -403,6 +421,7 @@ Tensor abs(const Tensor& a) {
   return out;
 }
 Tensor square(const Tensor& a) {
+  TG_TRACE(square, a);
   check_defined(a, "square", "input");
   if (is_floating(a.dtype())) return square_float(a);
   return mul(a, a);
@@ -411,6 +430,7 @@ Tensor square(const Tensor& a) {
 // ================================================================ clamp
 // y = min(max(x, lo), hi)      dx = g where lo <= x <= hi, else 0
 Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi) {
+  TG_TRACE(clamp, a, lo, hi);
   check_defined(a, "clamp", "input");
   TG_CHECK(lo || hi, ValueError, "clamp: at least one of min and max must be given");
   auto integral = [](std::optional<double> v) { return !v || (std::isfinite(*v) && *v == std::floor(*v)); };
@@ -447,6 +467,7 @@ void Clamp_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ cast
 // y = (dtype) x                dx = (x.dtype) g (the engine casts back)
 Tensor to(const Tensor& a, DType dt) {
+  TG_TRACE(to, a, dt);
   check_defined(a, "to", "input");
   if (a.dtype() == dt) return a;
   Tensor out = cast_nograd(a, dt);
@@ -472,6 +493,7 @@ static Tensor compare_map(const Tensor& a, const Tensor& b, F f) {
 }
 
 Tensor compare(const Tensor& a, const Tensor& b, CmpOp op) {
+  TG_TRACE(compare, a, b, op);
   check_defined(a, "compare", "first input");
   check_defined(b, "compare", "second input");
   switch (op) {
@@ -486,6 +508,7 @@ Tensor compare(const Tensor& a, const Tensor& b, CmpOp op) {
 }
 
 Tensor compare(const Tensor& a, double s, CmpOp op) {
+  TG_TRACE(compare, a, s, op);
   check_defined(a, "compare", "input");
   DType dt = is_floating(a.dtype()) ? a.dtype() : scalar_result(a.dtype(), s);
   if (dt == DType::Int64 || dt == DType::Float32) dt = is_floating(a.dtype()) ? a.dtype() : DType::Float64;
@@ -493,6 +516,7 @@ Tensor compare(const Tensor& a, double s, CmpOp op) {
 }
 
 Tensor logical_not(const Tensor& a) {
+  TG_TRACE(logical_not, a);
   check_defined(a, "logical_not", "input");
   Tensor out = Tensor::empty(a.shape(), DType::Bool);
   dispatch_all(a.dtype(), [&](auto tag) {
@@ -503,6 +527,7 @@ Tensor logical_not(const Tensor& a) {
 }
 
 Tensor isnan(const Tensor& a) {
+  TG_TRACE(isnan, a);
   check_defined(a, "isnan", "input");
   Tensor out = Tensor::empty(a.shape(), DType::Bool);
   dispatch_all(a.dtype(), [&](auto tag) {
@@ -513,6 +538,7 @@ Tensor isnan(const Tensor& a) {
 }
 
 Tensor sign(const Tensor& a) {
+  TG_TRACE(sign, a);
   check_defined(a, "sign", "input");
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   dispatch_numeric(a.dtype(), "sign", [&](auto tag) {
@@ -524,6 +550,7 @@ Tensor sign(const Tensor& a) {
 
 // ================================================================ in place
 void fill_(Tensor& a, double value) {
+  TG_TRACE(fill_, a, value);
   check_inplace(a, "fill_");
   dispatch_all(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -541,11 +568,13 @@ void fill_(Tensor& a, double value) {
 }
 
 void zero_(Tensor& a) {
+  TG_TRACE(zero_, a);
   check_inplace(a, "zero_");
   fill_(a, 0.0);
 }
 
 void copy_(Tensor& dst, const Tensor& src) {
+  TG_TRACE(copy_, dst, src);
   check_inplace(dst, "copy_");
   check_defined(src, "copy_", "source");
   Shape b = broadcast_shapes(dst.shape(), src.shape(), "copy_");
@@ -596,15 +625,18 @@ static void inplace_binary(Tensor& a, const Tensor& b, const char* op, F f) {
 }
 
 void add_(Tensor& a, const Tensor& b, double alpha) {
+  TG_TRACE(add_, a, b, alpha);
   if (alpha == 1.0) inplace_binary(a, b, "add_", [](auto u, auto v) { return u + v; });
   else inplace_binary(a, b, "add_", [alpha](auto u, auto v) { return u + (decltype(u))alpha * v; });
 }
 
 void mul_(Tensor& a, const Tensor& b) {
+  TG_TRACE(mul_, a, b);
   inplace_binary(a, b, "mul_", [](auto u, auto v) { return u * v; });
 }
 
 void mul_(Tensor& a, double s) {
+  TG_TRACE(mul_, a, s);
   check_inplace(a, "mul_");
   dispatch_numeric(a.dtype(), "mul_", [&](auto tag) {
     using T = decltype(tag);

@@ -95,6 +95,7 @@ Tensor reduce_loss(Tensor& per, double total, Reduction red, int64_t count, DTyp
 // in backward as exp((x - m) - log(sum)), as PyTorch's log_softmax does.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction,
                      int64_t ignore_index) {
+  TG_TRACE(cross_entropy, logits, target, reduction, ignore_index);
   const char* op = "cross_entropy";
   ClassLayout l = check_class_target(logits, target, ignore_index, op);
   const DimSplit& sp = l.sp;
@@ -206,6 +207,7 @@ void CrossEntropy_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // dx[n, c] = -w[n] at c == t[n], else 0   (w as for cross_entropy)
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction,
                 int64_t ignore_index) {
+  TG_TRACE(nll_loss, log_probs, target, reduction, ignore_index);
   const char* op = "nll_loss";
   ClassLayout l = check_class_target(log_probs, target, ignore_index, op);
   const DimSplit& sp = l.sp;
@@ -270,6 +272,7 @@ void NllLoss_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // dx = (sigmoid(x) - y) * w,  dy = -x * w          (w = g, or g / numel for mean)
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         Reduction reduction) {
+  TG_TRACE(binary_cross_entropy_with_logits, logits, target, reduction);
   const char* op = "binary_cross_entropy_with_logits";
   check_defined(logits, op, "input");
   check_defined(target, op, "target");
@@ -346,6 +349,7 @@ void BceWithLogits_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // loss = (x - y)^2             (x and y broadcast together)
 // dx = 2 (x - y) * w,  dy = -dx  (w = g, or g / numel for mean)
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  TG_TRACE(mse_loss, input, target, reduction);
   const char* op = "mse_loss";
   check_defined(input, op, "input");
   check_defined(target, op, "target");

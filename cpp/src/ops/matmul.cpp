@@ -298,6 +298,7 @@ void check_matmul(const Tensor& a, const Tensor& b) {
 //                              da = g @ b^T, db = a^T @ g (each summed over
 //                              the batch dims its operand was broadcast on)
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  TG_TRACE(matmul, a, b);
   check_matmul(a, b);
   MatmulDims d = matmul_dims(a.shape(), b.shape());
   Tensor out = Tensor::empty(d.out, a.dtype());
@@ -335,6 +336,7 @@ void Matmul_backward(const Record& r, const Tensor& grad, Tensor* gin) {
 // ================================================================ dot / outer
 // dot(a, b) = a @ b for 1-D a, b (a 0-d result)
 Tensor dot(const Tensor& a, const Tensor& b) {
+  TG_TRACE(dot, a, b);
   check_defined(a, "dot", "first operand");
   check_defined(b, "dot", "second operand");
   TG_CHECK(a.ndim() == 1 && b.ndim() == 1, ValueError, "dot: expected two 1-D tensors, got ",
@@ -346,6 +348,7 @@ Tensor dot(const Tensor& a, const Tensor& b) {
 
 // outer(a, b)[i, j] = a[i] * b[j] (broadcast multiply; promotes like mul)
 Tensor outer(const Tensor& a, const Tensor& b) {
+  TG_TRACE(outer, a, b);
   check_defined(a, "outer", "first operand");
   check_defined(b, "outer", "second operand");
   TG_CHECK(a.ndim() == 1 && b.ndim() == 1, ValueError, "outer: expected two 1-D tensors, got ",

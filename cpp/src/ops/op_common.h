@@ -7,6 +7,7 @@
 #include "tapegrad/kernels.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/tape.h"
+#include "tapegrad/trace.h"
 
 namespace tg {
 

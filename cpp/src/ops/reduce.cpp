@@ -217,7 +217,7 @@ Tensor reduce_sum(const Tensor& x, const Shape& kd, const Shape& out_shape, doub
       if (divisor != 1.0)
         for (int64_t j = 0; j < m; j++) o[j] = (T)((double)o[j] / divisor);
     } else {
-      std::vector<Acc> acc((size_t)m, Acc(0));
+      memory::Scratch<Acc> acc((size_t)m, Acc(0));
       sum_kernel<T, Acc>(x, kd, acc.data());
       if (divisor != 1.0)
         for (int64_t j = 0; j < m; j++) o[j] = (T)((double)acc[j] / divisor);
@@ -251,6 +251,7 @@ Tensor reduce_backward(const Record& r, const Tensor& g, bool mean) {
 // y = sum over dims of x       dx = g broadcast back to x's shape
 // Integer and bool inputs sum to int64, as PyTorch.
 Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+  TG_TRACE(sum, a, dims, keepdim);
   check_defined(a, "sum", "input");
   ReducePlan p = plan_reduce(a.shape(), dims, keepdim, "sum");
   DType dt = is_floating(a.dtype()) ? a.dtype() : DType::Int64;
@@ -270,6 +271,7 @@ void Sum_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // y = sum over dims of x / N   dx = g / N broadcast back to x's shape
 // (N = number of reduced elements; the mean of nothing is NaN, as PyTorch)
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+  TG_TRACE(mean, a, dims, keepdim);
   check_defined(a, "mean", "input");
   TG_CHECK(is_floating(a.dtype()), TypeError, "mean: could not infer the output dtype; the "
            "input must be float32 or float64, got ", a.describe(),
@@ -292,6 +294,7 @@ void Mean_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // the dims where `shape` has 1 but `a` has more. Never recorded (the engine
 // calls it on gradients). `shape` may also carry extra leading 1s.
 Tensor sum_to(const Tensor& a, const Shape& shape) {
+  TG_TRACE(sum_to, a, shape);
   check_defined(a, "sum_to", "input");
   const Shape& s = a.shape();
   if (s == shape) return a;
@@ -508,13 +511,15 @@ Tensor arg_extremum(const Tensor& a, std::optional<int64_t> dim, bool keepdim,
 }  // namespace
 
 std::pair<Tensor, Tensor> max(const Tensor& a, int64_t dim, bool keepdim) {
+  TG_TRACE(max, a, dim, keepdim);
   return extremum_dim<true>(a, dim, keepdim, "max", OpId::MaxDim);
 }
 std::pair<Tensor, Tensor> min(const Tensor& a, int64_t dim, bool keepdim) {
+  TG_TRACE(min, a, dim, keepdim);
   return extremum_dim<false>(a, dim, keepdim, "min", OpId::MinDim);
 }
-Tensor max(const Tensor& a) { return extremum_all<true>(a, "max", OpId::MaxDim); }
-Tensor min(const Tensor& a) { return extremum_all<false>(a, "min", OpId::MinDim); }
+Tensor max(const Tensor& a) { TG_TRACE(max, a); return extremum_all<true>(a, "max", OpId::MaxDim); }
+Tensor min(const Tensor& a) { TG_TRACE(min, a); return extremum_all<false>(a, "min", OpId::MinDim); }
 void MaxDim_backward(const Record& r, const Tensor& g, Tensor* gin) {
   extremum_backward(r, g, gin);
 }
@@ -526,9 +531,11 @@ void MinDim_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // Index of the max / min (int64, no gradient); without a dim, the index into
 // the flattened (row-major) tensor.
 Tensor argmax(const Tensor& a, std::optional<int64_t> dim, bool keepdim) {
+  TG_TRACE(argmax, a, dim, keepdim);
   return arg_extremum<true>(a, dim, keepdim, "argmax");
 }
 Tensor argmin(const Tensor& a, std::optional<int64_t> dim, bool keepdim) {
+  TG_TRACE(argmin, a, dim, keepdim);
   return arg_extremum<false>(a, dim, keepdim, "argmin");
 }
 
@@ -540,6 +547,7 @@ Tensor argmin(const Tensor& a, std::optional<int64_t> dim, bool keepdim) {
 // next to a large m (|x| ~ 1e4 in float32, 1e300 in float64): ties would get
 // gradient 1 each instead of 1/n. m and log(s) are saved separately instead.
 Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+  TG_TRACE(logsumexp, a, dims, keepdim);
   check_defined(a, "logsumexp", "input");
   ReducePlan p = plan_reduce(a.shape(), dims, keepdim, "logsumexp");
   DType dt = float_result(a.dtype());
@@ -549,7 +557,7 @@ Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim
   dispatch_float(dt, "logsumexp", [&](auto tag) {
     using T = decltype(tag);
     int64_t m = out.numel();
-    std::vector<T> mx((size_t)m, -std::numeric_limits<T>::infinity());
+    memory::Scratch<T> mx((size_t)m, -std::numeric_limits<T>::infinity());
     reduce_runs<T, T>(x, p.kd, mx.data(), [](T* o, int64_t so, const T* v, int64_t sv,
                                             int64_t n) {
       if (so == 0 && sv == 1) {
@@ -565,7 +573,7 @@ Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim
     });
     for (int64_t j = 0; j < m; j++)
       if (std::isinf(mx[j])) mx[j] = 0;
-    std::vector<double> s((size_t)m, 0.0);
+    memory::Scratch<double> s((size_t)m, 0.0);
     double* sbase = s.data();
     const T* mbase = mx.data();
     reduce_runs<T, double>(x, p.kd, sbase, [&](double* o, int64_t so, const T* v, int64_t sv,
@@ -619,6 +627,7 @@ void LogSumExp_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // ================================================================ var (composite)
 // var = sum over dims of (x - mean)^2 / max(0, N - correction)
 Tensor var(const Tensor& a, const std::vector<int64_t>& dims, double correction, bool keepdim) {
+  TG_TRACE(var, a, dims, correction, keepdim);
   check_defined(a, "var", "input");
   TG_CHECK(is_floating(a.dtype()), TypeError, "var: only float32 and float64 inputs are "
            "supported, got ", a.describe());

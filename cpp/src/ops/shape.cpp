@@ -154,31 +154,39 @@ static Tensor reshape_impl(const Tensor& a, const std::vector<int64_t>& req, con
   return out;
 }
 Tensor reshape(const Tensor& a, const std::vector<int64_t>& shape) {
+  TG_TRACE(reshape, a, shape);
   return reshape_impl(a, shape, "reshape", true);
 }
 Tensor view(const Tensor& a, const std::vector<int64_t>& shape) {
+  TG_TRACE(view, a, shape);
   return reshape_impl(a, shape, "view", false);
 }
 void Reshape_backward(const Record& r, const Tensor& g, Tensor* gin) {
-  gin[0] = reshape(g, r.inputs[0].shape.vec());
+  const Shape& in = r.inputs[0].shape;
+  if (g.is_contiguous()) {  // the usual case, without building a size list
+    gin[0] = make_view(g, in, contiguous_strides(in), g.impl()->offset);
+    return;
+  }
+  gin[0] = reshape(g, in.vec());
 }
 
 // ================================================================ permute
 // y = x with dims reordered    dx = permute(g, inverse(dims))
-Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
+static Tensor permute_impl(const Tensor& a, const int64_t* dims, int ndims) {
   check_defined(a, "permute", "input");
   int nd = a.ndim();
-  TG_CHECK((int)dims.size() == nd, ValueError, "permute: dims ", vec_str(dims),
-           " must list each of the ", nd, " dimensions of ", a.describe(), " exactly once");
+  auto listed = [&] { return vec_str(std::vector<int64_t>(dims, dims + ndims)); };
+  TG_CHECK(ndims == nd, ValueError, "permute: dims ", listed(), " must list each of the ", nd,
+           " dimensions of ", a.describe(), " exactly once");
   Shape s;
   Strides st;
-  s.ndim = st.ndim = nd;
+  Dims wrapped;
+  s.ndim = st.ndim = wrapped.ndim = nd;
   bool seen[kMaxDims] = {};
-  std::vector<int64_t> wrapped(nd);
   for (int i = 0; i < nd; i++) {
     int d = wrap_dim(dims[i], nd, "permute");
     TG_CHECK(!seen[d], ValueError, "permute: dimension ", d, " appears twice in dims ",
-             vec_str(dims), " for ", a.describe());
+             listed(), " for ", a.describe());
     seen[d] = true;
     wrapped[i] = d;
     s[i] = a.shape()[d];
@@ -186,28 +194,34 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
   }
   Tensor out = make_view(a, s, st, a.impl()->offset);
   if (Record* r = record(OpId::Permute, a)) {
-    r->ints = wrapped;
+    r->ints.assign(wrapped.begin(), wrapped.end());
     finish(r, out);
   }
   return out;
 }
+Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
+  TG_TRACE(permute, a, dims);
+  return permute_impl(a, dims.data(), (int)dims.size());
+}
 void Permute_backward(const Record& r, const Tensor& g, Tensor* gin) {
-  std::vector<int64_t> inv(r.ints.size());
+  int64_t inv[kMaxDims];
   for (size_t i = 0; i < r.ints.size(); i++) inv[(size_t)r.ints[i]] = (int64_t)i;
-  gin[0] = permute(g, inv);
+  gin[0] = permute_impl(g, inv, (int)r.ints.size());
 }
 
 Tensor transpose(const Tensor& a, int64_t d0, int64_t d1) {
+  TG_TRACE(transpose, a, d0, d1);
   check_defined(a, "transpose", "input");
   int nd = a.ndim();
   int x = wrap_dim(d0, nd, "transpose"), y = wrap_dim(d1, nd, "transpose");
-  std::vector<int64_t> perm(nd);
+  int64_t perm[kMaxDims];
   for (int i = 0; i < nd; i++) perm[i] = i;
   if (nd > 0) std::swap(perm[x], perm[y]);
-  return permute(a, perm);
+  return permute_impl(a, perm, nd);
 }
 
 Tensor t(const Tensor& a) {
+  TG_TRACE(t, a);
   check_defined(a, "t", "input");
   TG_CHECK(a.ndim() <= 2, ValueError, "t: expects a tensor with <= 2 dimensions, got ",
            a.describe(), "; use transpose(a, d0, d1) or permute for more dimensions");
@@ -218,6 +232,7 @@ Tensor t(const Tensor& a) {
 // ================================================================ expand
 // y = x broadcast to `shape`   dx = g (the engine sums it back to x.shape)
 Tensor expand(const Tensor& a, const std::vector<int64_t>& shape) {
+  TG_TRACE(expand, a, shape);
   check_defined(a, "expand", "input");
   int nd = a.ndim(), n = (int)shape.size();
   TG_CHECK(n <= kMaxDims, ValueError, "expand: shape ", vec_str(shape), " has more than ", kMaxDims,
@@ -261,6 +276,7 @@ void Expand_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g
 
 // ================================================================ squeeze / unsqueeze / flatten
 Tensor squeeze(const Tensor& a, std::optional<int64_t> dim) {
+  TG_TRACE(squeeze, a, dim);
   check_defined(a, "squeeze", "input");
   std::vector<int64_t> s;
   if (dim) {
@@ -275,6 +291,7 @@ Tensor squeeze(const Tensor& a, std::optional<int64_t> dim) {
 }
 
 Tensor unsqueeze(const Tensor& a, int64_t dim) {
+  TG_TRACE(unsqueeze, a, dim);
   check_defined(a, "unsqueeze", "input");
   TG_CHECK(a.ndim() < kMaxDims, ValueError, "unsqueeze: ", a.describe(), " already has ",
            kMaxDims, " dimensions, the most tapegrad supports");
@@ -285,6 +302,7 @@ Tensor unsqueeze(const Tensor& a, int64_t dim) {
 }
 
 Tensor flatten(const Tensor& a, int64_t start_dim, int64_t end_dim) {
+  TG_TRACE(flatten, a, start_dim, end_dim);
   check_defined(a, "flatten", "input");
   if (a.ndim() == 0) return reshape(a, {1});
   int s0 = wrap_dim(start_dim, a.ndim(), "flatten"), s1 = wrap_dim(end_dim, a.ndim(), "flatten");
@@ -308,6 +326,7 @@ Tensor flatten(const Tensor& a, int64_t start_dim, int64_t end_dim) {
 //                              dx = zeros(x.shape) with g scattered into the slice
 Tensor slice(const Tensor& a, int64_t dim, std::optional<int64_t> start,
              std::optional<int64_t> stop, int64_t step) {
+  TG_TRACE(slice, a, dim, start, stop, step);
   check_defined(a, "slice", "input");
   TG_CHECK(a.ndim() > 0, IndexError, "slice: cannot slice a 0-d tensor (", a.describe(), ")");
   int d = wrap_dim(dim, a.ndim(), "slice");
@@ -348,6 +367,7 @@ void Slice_backward(const Record& r, const Tensor& g, Tensor* gin) {
 }
 
 Tensor select(const Tensor& a, int64_t dim, int64_t index) {
+  TG_TRACE(select, a, dim, index);
   check_defined(a, "select", "input");
   TG_CHECK(a.ndim() > 0, IndexError, "select: cannot select from a 0-d tensor (", a.describe(),
            ")");
@@ -362,6 +382,7 @@ Tensor select(const Tensor& a, int64_t dim, int64_t index) {
 }
 
 Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
+  TG_TRACE(narrow, a, dim, start, length);
   check_defined(a, "narrow", "input");
   TG_CHECK(a.ndim() > 0, IndexError, "narrow: cannot narrow a 0-d tensor (", a.describe(), ")");
   int d = wrap_dim(dim, a.ndim(), "narrow");
@@ -378,11 +399,13 @@ Tensor narrow(const Tensor& a, int64_t dim, int64_t start, int64_t length) {
 // ================================================================ contiguous / clone
 // y = x (a dense copy)         dx = g
 Tensor contiguous(const Tensor& a) {
+  TG_TRACE(contiguous, a);
   check_defined(a, "contiguous", "input");
   if (a.is_contiguous()) return a;
   return clone(a);
 }
 Tensor clone(const Tensor& a) {
+  TG_TRACE(clone, a);
   check_defined(a, "clone", "input");
   Tensor out = contiguous_copy(a);
   if (Record* r = record(OpId::Contiguous, a)) finish(r, out);
@@ -399,6 +422,7 @@ void Contiguous_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0]
 static bool legacy_empty(const Tensor& t) { return t.ndim() == 1 && t.shape()[0] == 0; }
 
 Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
+  TG_TRACE(cat, ts, dim);
   TG_CHECK(!ts.empty(), ValueError, "cat: expected a non-empty list of tensors");
   for (size_t i = 0; i < ts.size(); i++)
     TG_CHECK(ts[i].defined(), ValueError, "cat: tensor ", i, " is undefined (None)");
@@ -469,6 +493,7 @@ void Cat_backward(const Record& r, const Tensor& g, Tensor* gin) {
 }
 
 Tensor stack(const std::vector<Tensor>& ts, int64_t dim) {
+  TG_TRACE(stack, ts, dim);
   TG_CHECK(!ts.empty(), ValueError, "stack: expected a non-empty list of tensors");
   for (size_t i = 0; i < ts.size(); i++) {
     TG_CHECK(ts[i].defined(), ValueError, "stack: tensor ", i, " is undefined (None)");
@@ -485,6 +510,7 @@ Tensor stack(const std::vector<Tensor>& ts, int64_t dim) {
 
 // ================================================================ split / chunk
 std::vector<Tensor> split(const Tensor& a, int64_t split_size, int64_t dim) {
+  TG_TRACE(split, a, split_size, dim);
   check_defined(a, "split", "input");
   TG_CHECK(a.ndim() > 0, ValueError, "split: expects at least a 1-D tensor, got ", a.describe());
   int d = wrap_dim(dim, a.ndim(), "split");
@@ -507,6 +533,7 @@ std::vector<Tensor> split(const Tensor& a, int64_t split_size, int64_t dim) {
 }
 
 std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t dim) {
+  TG_TRACE(split, a, sizes, dim);
   check_defined(a, "split", "input");
   TG_CHECK(a.ndim() > 0, ValueError, "split: expects at least a 1-D tensor, got ", a.describe());
   int d = wrap_dim(dim, a.ndim(), "split");
@@ -531,6 +558,7 @@ std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, in
 }
 
 std::vector<Tensor> chunk(const Tensor& a, int64_t chunks, int64_t dim) {
+  TG_TRACE(chunk, a, chunks, dim);
   check_defined(a, "chunk", "input");
   TG_CHECK(a.ndim() > 0, ValueError, "chunk: expects at least a 1-D tensor, got ", a.describe());
   TG_CHECK(chunks > 0, ValueError, "chunk: chunks must be greater than 0, got ", chunks);
@@ -551,6 +579,7 @@ static Tensor index_tensor(const Tensor& index, const char* op, const char* what
 }
 
 Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
+  TG_TRACE(index_select, a, dim, index);
   check_defined(a, "index_select", "input");
   Tensor idx = index_tensor(index, "index_select", "index");
   TG_CHECK(index.ndim() <= 1, ValueError, "index_select: index must be 1-D (or 0-d), got ",
@@ -616,6 +645,7 @@ void IndexSelect_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // y[i] = x[i with i_dim replaced by index[i]]   (y.shape = index.shape)
 //                              dx = zeros; dx[i with i_dim = index[i]] += g[i]
 Tensor gather(const Tensor& a, int64_t dim, const Tensor& index) {
+  TG_TRACE(gather, a, dim, index);
   check_defined(a, "gather", "input");
   check_defined(index, "gather", "index");
   TG_CHECK(index.dtype() == DType::Int64, TypeError, "gather: index must be an int64 tensor, got ",
@@ -690,6 +720,7 @@ void Gather_backward(const Record& r, const Tensor& g, Tensor* gin) {
 // RowSparse of the looked-up rows (see Note [Row-sparse gradients]).
 Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int64_t> padding_idx,
                  bool sparse) {
+  TG_TRACE(embedding, indices, weight, padding_idx, sparse);
   check_defined(weight, "embedding", "weight");
   Tensor idx = index_tensor(indices, "embedding", "indices");
   TG_CHECK(weight.ndim() == 2, ValueError, "embedding: weight must be 2-D (num_embeddings, "

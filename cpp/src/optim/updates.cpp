@@ -10,6 +10,7 @@
 
 #include "tapegrad/kernels.h"
 #include "tapegrad/ops.h"
+#include "tapegrad/trace.h"
 
 namespace tg::optim {
 namespace {
@@ -118,6 +119,7 @@ void with_flags(F&& f, bool b, Rest... rest) {
 }  // namespace
 
 double increment_step(const Tensor& step) {
+  TG_TRACE(optim::increment_step, step);
   TG_CHECK(step.defined() && step.numel() == 1, ValueError,
            "optimizer: state 'step' must be a one-element tensor");
   double out = 0;
@@ -139,6 +141,7 @@ double increment_step(const Tensor& step) {
 //   grad = grad.add(buf, alpha=momentum) if nesterov else buf
 //   param.add_(grad, alpha=-lr)
 void sgd(const Tensor& param, const Tensor& grad, Tensor& momentum_buffer, const SGDOptions& o) {
+  TG_TRACE(optim::sgd, param, grad, momentum_buffer, o);
   check_param(param, "SGD");
   Tensor g = dense_grad(param, grad, "SGD");
   bool use_momentum = o.momentum != 0;
@@ -172,6 +175,14 @@ void sgd(const Tensor& param, const Tensor& grad, Tensor& momentum_buffer, const
 
 Ref<RowSparse> sgd_sparse(const Tensor& param, const RowSparse& grad,
                           const Ref<RowSparse>& momentum_buffer, const SGDOptions& o) {
+  TG_TRACE(optim::sgd_sparse, param, grad, momentum_buffer, o);
+  // The momentum buffer of a sparse gradient is replaced (it grows by the new
+  // rows), not updated in place, so the caller's variable carries it from step
+  // to step: a recorded program cannot.
+  TG_CHECK(o.momentum == 0 || !trace::recording(), RuntimeError,
+           "SGD: momentum with row-sparse gradients cannot be recorded by tg.compile (the "
+           "row-sparse momentum buffer is replaced every step); use momentum=0, dense "
+           "gradients (sparse=False), or run optimizer.step() outside the compiled function");
   check_param(param, "SGD");
   // torch: grad.add(param, alpha=weight_decay) with a sparse grad.
   TG_CHECK(o.weight_decay == 0, RuntimeError,
@@ -274,6 +285,7 @@ Ref<RowSparse> sgd_sparse(const Tensor& param, const RowSparse& grad,
 //   param.addcdiv_(grad, std, value=-clr)
 void adagrad(const Tensor& param, const Tensor& grad, const Tensor& sum, double step,
              const AdagradOptions& o) {
+  TG_TRACE(optim::adagrad, param, grad, sum, step, o);
   check_param(param, "Adagrad");
   Tensor g = dense_grad(param, grad, "Adagrad");
   check_state(sum, param, "sum", "Adagrad");
@@ -307,6 +319,7 @@ void adagrad(const Tensor& param, const Tensor& grad, const Tensor& sum, double 
 //   param.add_(sparse(values / std_values), alpha=-clr)
 void adagrad_sparse(const Tensor& param, const RowSparse& grad, const Tensor& sum, double step,
                     const AdagradOptions& o) {
+  TG_TRACE(optim::adagrad_sparse, param, grad, sum, step, o);
   check_param(param, "Adagrad");
   TG_CHECK(o.weight_decay == 0, RuntimeError,
            "weight_decay option is not compatible with sparse gradients");
@@ -350,6 +363,7 @@ void adagrad_sparse(const Tensor& param, const RowSparse& grad, const Tensor& su
 //   else:         param.addcdiv_(grad, avg, value=-lr)
 void rmsprop(const Tensor& param, const Tensor& grad, const Tensor& square_avg,
              const Tensor& momentum_buffer, const Tensor& grad_avg, const RMSpropOptions& o) {
+  TG_TRACE(optim::rmsprop, param, grad, square_avg, momentum_buffer, grad_avg, o);
   check_param(param, "RMSprop");
   Tensor g = dense_grad(param, grad, "RMSprop");
   check_state(square_avg, param, "square_avg", "RMSprop");
@@ -410,6 +424,7 @@ void rmsprop(const Tensor& param, const Tensor& grad, const Tensor& square_avg,
 //   param.addcdiv_(exp_avg, denom, value=-step_size)
 void adam(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
           const Tensor& max_exp_avg_sq, double step, const AdamOptions& o) {
+  TG_TRACE(optim::adam, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, o);
   const char* op = o.decoupled_weight_decay ? "AdamW" : "Adam";
   check_param(param, op);
   Tensor g = dense_grad(param, grad, op);
@@ -471,6 +486,7 @@ void adam(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const 
 //   param.add_(sparse(-step_size * numer.div_(denom)))
 void sparse_adam(const Tensor& param, const RowSparse& grad, const Tensor& exp_avg,
                  const Tensor& exp_avg_sq, double step, const AdamOptions& o) {
+  TG_TRACE(optim::sparse_adam, param, grad, exp_avg, exp_avg_sq, step, o);
   check_param(param, "SparseAdam");
   check_state(exp_avg, param, "exp_avg", "SparseAdam");
   check_state(exp_avg_sq, param, "exp_avg_sq", "SparseAdam");
@@ -509,6 +525,36 @@ void sparse_adam(const Tensor& param, const RowSparse& grad, const Tensor& exp_a
   pb.finish();
   exp_avg.bump_version();
   exp_avg_sq.bump_version();
+}
+
+void zero_sparse_grad(const Tensor& param) {
+  TG_TRACE(optim::zero_sparse_grad, param);
+  Ref<RowSparse> g = param.sparse_grad();
+  if (!g) return;
+  Shape vs = g->values.shape();
+  vs[0] = 0;
+  Tensor(param).set_sparse_grad(RowSparse::make(Tensor::empty({0}, DType::Int64),
+                                                Tensor::empty(vs, g->values.dtype()),
+                                                g->dense_shape));
+}
+
+// ================================================================ step tensors
+void adagrad(const Tensor& param, const Tensor& grad, const Tensor& sum, const Tensor& step,
+             const AdagradOptions& o) {
+  TG_TRACE(optim::adagrad, param, grad, sum, step, o);
+  adagrad(param, grad, sum, increment_step(step), o);
+}
+
+void adagrad_sparse(const Tensor& param, const RowSparse& grad, const Tensor& sum,
+                    const Tensor& step, const AdagradOptions& o) {
+  TG_TRACE(optim::adagrad_sparse, param, grad, sum, step, o);
+  adagrad_sparse(param, grad, sum, increment_step(step), o);
+}
+
+void adam(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+          const Tensor& max_exp_avg_sq, const Tensor& step, const AdamOptions& o) {
+  TG_TRACE(optim::adam, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, o);
+  adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, increment_step(step), o);
 }
 
 }  // namespace tg::optim

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "tapegrad/ops.h"
+#include "tapegrad/trace.h"
 
 namespace tg {
 
@@ -456,6 +457,7 @@ struct Engine {
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
               bool retain_graph) {
+  TG_TRACE(backward, roots, grads, retain_graph);
   NoGradGuard no_grad;  // gradients themselves are never recorded
   Engine::run(roots, grads, retain_graph, nullptr);
 }
@@ -464,6 +466,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs,
                          const std::vector<Tensor>& grad_outputs,
                          const std::vector<Tensor>& inputs, bool retain_graph,
                          bool allow_unused) {
+  TG_TRACE(grad, outputs, grad_outputs, inputs, retain_graph, allow_unused);
   NoGradGuard no_grad;
   std::vector<Engine::Target> targets;
   for (size_t k = 0; k < inputs.size(); k++) {

@@ -6,6 +6,7 @@
 
 #include "tapegrad/kernels.h"
 #include "tapegrad/ops.h"
+#include "tapegrad/trace.h"
 
 namespace tg {
 
@@ -14,6 +15,7 @@ namespace tg {
 // computed as start + i * step in double (in int64 for an int64 result, with
 // start and step truncated first, as PyTorch does).
 Tensor arange(double start, double end, double step, DType dt) {
+  TG_TRACE(arange, start, end, step, dt);
   TG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), ValueError,
            "arange: unsupported range: start=", start, ", end=", end, ", step=", step);
   TG_CHECK(step != 0, ValueError, "arange: step must be nonzero");
@@ -42,6 +44,7 @@ Tensor arange(double start, double end, double step, DType dt) {
 
 // An n x m matrix with ones on the diagonal.
 Tensor eye(int64_t n, int64_t m, DType dt) {
+  TG_TRACE(eye, n, m, dt);
   TG_CHECK(n >= 0, ValueError, "eye: n must be non-negative, got ", n);
   TG_CHECK(m >= 0, ValueError, "eye: m must be non-negative, got ", m);
   Tensor out = Tensor::zeros(Shape{n, m}, dt);
@@ -88,12 +91,14 @@ DType check_float(DType dt, const char* op) {
 }  // namespace
 
 void manual_seed(uint64_t seed) {
+  TG_TRACE(manual_seed, seed);
   Generator& g = generator();
   std::lock_guard<std::mutex> lock(g.mu);
   g.engine.seed(seed);
 }
 
 Tensor rand(const Shape& shape, DType dt) {
+  TG_TRACE(rand, shape, dt);
   Tensor out = Tensor::empty(shape, check_float(dt, "rand"));
   int64_t n = out.numel();
   Generator& g = generator();
@@ -110,6 +115,7 @@ Tensor rand(const Shape& shape, DType dt) {
 
 // Box-Muller: two uniforms give two independent normals.
 Tensor randn(const Shape& shape, DType dt) {
+  TG_TRACE(randn, shape, dt);
   Tensor out = Tensor::empty(shape, check_float(dt, "randn"));
   int64_t n = out.numel();
   Generator& g = generator();
@@ -131,6 +137,7 @@ Tensor randn(const Shape& shape, DType dt) {
 
 // Uniform integers in [low, high), unbiased (rejection sampling).
 Tensor randint(int64_t low, int64_t high, const Shape& shape) {
+  TG_TRACE(randint, low, high, shape);
   TG_CHECK(high > low, ValueError, "randint: high (", high, ") must be greater than low (", low,
            ")");
   Tensor out = Tensor::empty(shape, DType::Int64);

@@ -5,9 +5,11 @@
 #include <cstring>
 #include <new>
 
+#include "tapegrad/memory.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/sparse.h"
 #include "tapegrad/tape.h"
+#include "tapegrad/trace.h"
 
 namespace tg {
 
@@ -131,18 +133,14 @@ int wrap_dim(int64_t dim, int ndim, const char* op) {
 // ---------------------------------------------------------------- storage
 Ref<Storage> Storage::allocate(size_t nbytes) {
   Ref<Storage> s(new Storage());
-  size_t rounded = (nbytes + 63) / 64 * 64;
-  if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
-  if (!p) throw std::bad_alloc();
-  s->data = p;
+  s->data = memory::allocate(nbytes);
   s->nbytes = nbytes;
   return s;
 }
 
 Storage::~Storage() {
   if (deleter) deleter(ctx, data);
-  else std::free(data);
+  else memory::deallocate(data, nbytes);
 }
 
 TensorImpl::~TensorImpl() {
@@ -166,12 +164,14 @@ Tensor Tensor::empty(const Shape& shape, DType dt) {
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dt) {
+  TG_TRACE(Tensor::zeros, shape, dt);
   Tensor t = empty(shape, dt);
   std::memset(t.raw_data(), 0, (size_t)t.numel() * itemsize(dt));
   return t;
 }
 
 Tensor Tensor::full(const Shape& shape, double value, DType dt) {
+  TG_TRACE(Tensor::full, shape, value, dt);
   Tensor t = empty(shape, dt);
   fill_(t, value);
   return t;
@@ -227,7 +227,23 @@ std::string Tensor::describe() const {
   return str(dtype_name(dtype()), to_string(shape()));
 }
 
+namespace {
+// Member functions as free functions, for TG_TRACE.
+Tensor grad_of(const Tensor& t) { return t.grad(); }
+Ref<RowSparse> sparse_grad_of(const Tensor& t) { return t.sparse_grad(); }
+void set_grad_of(Tensor& t, const Tensor& g) { t.set_grad(g); }
+void set_sparse_grad_of(Tensor& t, const Ref<RowSparse>& g) { t.set_sparse_grad(g); }
+void set_requires_grad_of(Tensor& t, bool r) { t.set_requires_grad(r); }
+void retain_grad_of(Tensor& t) { t.retain_grad(); }
+Tensor detach_of(const Tensor& t) { return t.detach(); }
+}  // namespace
+
 Tensor& Tensor::set_requires_grad(bool r) {
+  if (Program* p = trace::active()) {
+    p->call("set_requires_grad", [](Tensor& t, bool on) { set_requires_grad_of(t, on); }, *this,
+            r);
+    return *this;
+  }
   if (!is_leaf() && !r)
     throw RuntimeError(
         "requires_grad_: you can only change requires_grad flags of leaf tensors; use "
@@ -239,7 +255,29 @@ Tensor& Tensor::set_requires_grad(bool r) {
   return *this;
 }
 
+Tensor Tensor::grad() const {
+  TG_TRACE(grad_of, *this);
+  return Tensor(impl_->grad);
+}
+
+Ref<RowSparse> Tensor::sparse_grad() const {
+  TG_TRACE(sparse_grad_of, *this);
+  return impl_->sparse_grad;
+}
+
+void Tensor::set_sparse_grad(const Ref<RowSparse>& g) {
+  Tensor self = *this;
+  TG_TRACE(set_sparse_grad_of, self, g);
+  if (g)
+    TG_CHECK(g->dense_shape == shape(), ValueError, "assigning .grad: sparse gradient of shape ",
+             to_string(g->dense_shape), " does not match tensor ", describe());
+  impl_->grad.reset();
+  impl_->sparse_grad = g;
+}
+
 void Tensor::set_grad(const Tensor& g) {
+  Tensor self = *this;
+  TG_TRACE(set_grad_of, self, g);
   if (g.defined()) {
     TG_CHECK(g.shape() == shape(), ValueError, "assigning .grad: gradient ", g.describe(),
              " does not match tensor ", describe());
@@ -251,6 +289,8 @@ void Tensor::set_grad(const Tensor& g) {
 }
 
 void Tensor::retain_grad() {
+  Tensor self = *this;
+  TG_TRACE(retain_grad_of, self);
   TG_CHECK(requires_grad(), RuntimeError,
            "retain_grad: can't retain_grad on a tensor that has requires_grad=False");
   impl_->retains_grad = true;
@@ -261,6 +301,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 }
 
 Tensor Tensor::detach() const {
+  TG_TRACE(detach_of, *this);
   Ref<TensorImpl> t(new TensorImpl());
   t->storage = impl_->storage;
   t->offset = impl_->offset;
@@ -271,6 +312,7 @@ Tensor Tensor::detach() const {
 }
 
 double Tensor::item() const {
+  trace::check_read(*this, "item");
   TG_CHECK(numel() == 1, ValueError, "item: only a tensor with one element can be converted to a "
            "Python number, got ", describe());
   switch (dtype()) {
@@ -283,6 +325,7 @@ double Tensor::item() const {
 }
 
 std::vector<double> Tensor::to_vector() const {
+  trace::check_read(*this, "to_vector");
   Tensor c = contiguous_copy(*this);
   std::vector<double> v((size_t)c.numel());
   for (size_t i = 0; i < v.size(); i++) {
@@ -302,6 +345,9 @@ Tensor Tensor::clone() const { return tg::clone(*this); }
 // ---------------------------------------------------------------- grad mode
 static thread_local bool t_grad_enabled = true;
 bool grad_enabled() { return t_grad_enabled; }
-void set_grad_enabled(bool on) { t_grad_enabled = on; }
+void set_grad_enabled(bool on) {
+  TG_TRACE(set_grad_enabled, on);
+  t_grad_enabled = on;
+}
 
 }  // namespace tg

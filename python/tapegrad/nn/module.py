@@ -5,7 +5,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from .. import _C
+from .. import _C, _compile
 from .._C import Tensor
 from .._grad_mode import no_grad
 from .parameter import Parameter
@@ -34,6 +34,8 @@ class Module:
         raise TypeError(f"{type(self).__name__} has no forward(); subclasses of Module define it")
 
     def __call__(self, *args, **kwargs):
+        if _compile._recorder is not None:  # tg.compile guards on train()/eval()
+            _compile._note_module(self)
         return self.forward(*args, **kwargs)
 
     # ---------------------------------------------------------------- registration

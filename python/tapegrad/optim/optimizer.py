@@ -30,7 +30,7 @@ import warnings
 from collections import OrderedDict, defaultdict
 from itertools import chain
 
-from .. import _C
+from .. import _C, _compile
 from .._C import Tensor
 from .._grad_mode import enable_grad, no_grad
 
@@ -474,6 +474,8 @@ class Optimizer:
         """(group, param, grad) for every parameter with a gradient, after running
         ``check(group, param, grad)`` on all of them (so a bad gradient raises
         before any parameter changes)."""
+        if _compile._recorder is not None:  # tg.compile guards on the hyperparameters
+            _compile._note_optimizer(self)
         todo = []
         for group in self.param_groups:
             for p in group["params"]:

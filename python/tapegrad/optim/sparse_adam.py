@@ -50,6 +50,11 @@ class SparseAdam(Optimizer):
             closure (Callable, optional): re-evaluates the model and returns the loss.
         """
         loss = self._eval_closure(closure)
+        if _C._trace_recording():
+            raise RuntimeError(
+                "SparseAdam: its step count is a Python int (state['step'], as in PyTorch), "
+                "which a tg.compile replay cannot advance; call SparseAdam.step() outside the "
+                "compiled function, or use Adam / Adagrad / SGD inside it")
         for group, p, grad in self._grads_with(self._check_grad):
             state = self.state[p]
             if len(state) == 0:
