@@ -191,8 +191,8 @@ class _Workload:
         if not out["groups"]:  # nothing ran: one row per library with the reason
             out["groups"] = [{"config": "all", "results": results}]
         if self.workload == "w1":
-            out["note"] = ("C++ binaries, no Python. Per tape node (64 ops + sum): "
-                           + (_per_node_note(results) or "n/a") + ".")
+            out["note"] = (f"C++ binaries, no Python. Per tape node (64 ops + sum), {threads} "
+                           "thread(s): " + (_per_node_note(results) or "n/a") + ".")
         else:
             out["note"] = ("C++ binaries, no Python; same init and batches for both (bench/cpp/"
                            "bench_common.h), so the first losses should agree.")
