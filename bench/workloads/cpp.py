@@ -86,6 +86,8 @@ def build(log):
         path = os.path.join(BUILD, "bench", "cpp", name)
         if os.path.exists(path):
             out[lib] = path
+        elif lib == "LibTorch" and _cache_value("TAPEGRAD_BENCH_LIBTORCH") == "OFF":
+            out[lib] = f"n/a (switched off in {BUILD}: -DTAPEGRAD_BENCH_LIBTORCH=OFF)"
         elif lib == "LibTorch":
             out[lib] = ("n/a (LibTorch not found by CMake: reconfigure with "
                         "-DCMAKE_PREFIX_PATH=<torch.utils.cmake_prefix_path>)")
