@@ -357,8 +357,12 @@ inline std::vector<NerBatch> ner_batches(int64_t batch, uint64_t seed = 1, int n
 }
 
 // The first-steps check: losses of steps 1..3 at batch 8 from the shared init.
+// One batch, repeated, so that the later losses depend on the sparse update of
+// the embedding rows it looks up as well as on the dense parameters.
 constexpr int kCheckSteps = 3;
 constexpr int64_t kCheckBatch = 8;
+
+inline std::vector<NerBatch> check_batches() { return ner_batches(kCheckBatch, 99, 1); }
 
 inline void report_check(const char* library, const std::vector<double>& losses) {
   JsonLine()

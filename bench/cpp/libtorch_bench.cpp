@@ -98,7 +98,7 @@ struct Ner {
 };
 
 bool run_w2(const bench::Options& o, const bench::NerParams& p) {
-  Ner check(p, bench::ner_batches(bench::kCheckBatch, /*seed=*/99));
+  Ner check(p, bench::check_batches());
   std::vector<double> losses;
   for (int i = 0; i < bench::kCheckSteps; i++) losses.push_back(check.step().item<double>());
   bench::report_check(kLib, losses);

@@ -118,13 +118,14 @@ struct Ner {
 
 bool run_w2(const bench::Options& o, const bench::NerParams& p) {
   // Same-math check: the first losses from the shared init, batch 8.
-  Ner check(p, bench::ner_batches(bench::kCheckBatch, /*seed=*/99));
+  Ner check(p, bench::check_batches());
   std::vector<double> losses;
   for (int i = 0; i < bench::kCheckSteps; i++) losses.push_back(check.step().item());
   bench::report_check(kLib, losses);
   bool ok = true;
   for (double l : losses) ok = ok && std::isfinite(l) && l > 0 && l < 20;
-  if (!ok) std::fprintf(stderr, "tapegrad_bench: w2 first losses are not sane\n");
+  ok = ok && losses.back() < losses.front();  // the same batch again: the loss must fall
+  if (!ok) std::fprintf(stderr, "tapegrad_bench: w2 first losses are not finite and falling\n");
 
   std::vector<Ner> models;
   models.reserve(o.batches.size());
