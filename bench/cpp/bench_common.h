@@ -273,6 +273,35 @@ double paired_median(const Case& a, const Case& b, F f) {
   return median(v);
 }
 
+// Workload 1's derived per-node figures (medians over rounds of per-round
+// values; cases[0..2] = forward, forward+backward, forward without grad):
+//   record_backward_ns = (forward+backward) / nodes: the per-node cost of
+//                        recording plus backward, op execution included;
+//   backward_ns        = (forward+backward - forward) / nodes;
+//   record_only_ns     = (forward - forward without grad) / ops: what recording
+//                        adds to executing the op.
+// nodes = the 64 ops + the sum. bench/workloads/cpp.py computes the same.
+inline void report_w1_derived(const std::vector<Case>& cases, const char* library,
+                              const Options& o, int ops) {
+  const Case &f = cases[0], &fb = cases[1], &ng = cases[2];
+  const double nodes = ops + 1;
+  JsonLine()
+      .str("workload", "w1")
+      .str("library", library)
+      .str("config", "per node")
+      .num("threads", o.threads)
+      .num("record_backward_ns", paired_median(fb, fb, [&](double a, double) {
+             return a * 1e9 / nodes;
+           }))
+      .num("backward_ns", paired_median(f, fb, [&](double a, double b) {
+             return (b - a) * 1e9 / nodes;
+           }))
+      .num("record_only_ns", paired_median(ng, f, [&](double a, double b) {
+             return (b - a) * 1e9 / ops;
+           }))
+      .print();
+}
+
 // ---------------------------------------------------------------- data
 // A small deterministic generator (splitmix64), so that both binaries start
 // from the same initial values and see the same batches without sharing a

@@ -69,6 +69,7 @@ bool run_w1(const bench::Options& o) {
   };
   bench::measure(cases, o);
   for (const bench::Case& c : cases) bench::report(c, kLib, o);
+  bench::report_w1_derived(cases, kLib, o, bench::kW1Ops);
   return ok;
 }
 

@@ -156,23 +156,26 @@ def _groups(results, unit):
 
 
 def _per_node_note(results):
-    """Workload 1's derived figures, from the medians of the per-round samples."""
+    """Workload 1's per-node figures, as report_w1_derived in bench_common.h computes
+    them (medians over rounds), over the rounds of all passes."""
     import statistics
     parts = []
     for lib, lines in results.items():
         if not isinstance(lines, list):
             continue
-        s = {d["config"]: d["samples_s"] for d in lines if "samples_s" in d}
+        s = {}
+        for d in lines:
+            if "samples_s" in d:
+                s.setdefault(d["config"], []).extend(d["samples_s"])
         fb, f, ng = s.get("forward+backward"), s.get("forward"), s.get("forward, no grad")
-        if not fb or not f:
+        if not fb or not f or not ng:
             continue
         nodes = N_OPS + 1  # the 64 ops and the sum
         per_node = statistics.median(fb) * 1e9 / nodes
         bwd = statistics.median(b - a for a, b in zip(f, fb)) * 1e9 / nodes
-        txt = f"{lib} {per_node:.0f} ns/node record+backward (backward alone {bwd:.0f} ns/node"
-        if ng:
-            txt += f"; forward without recording {statistics.median(ng) * 1e9 / N_OPS:.0f} ns/op"
-        parts.append(txt + ")")
+        rec = statistics.median(b - a for a, b in zip(ng, f)) * 1e9 / N_OPS
+        parts.append(f"{lib} {per_node:.0f} ns record+backward, of which backward "
+                     f"{bwd:.0f} ns; recording adds {rec:.0f} ns/op to executing the op")
     return "; ".join(parts)
 
 
