@@ -6,7 +6,9 @@
 
 Workloads: w1 per-op overhead, w2 window-NER training step (batch 1/32/512),
 w3 GEMM-bound MLP (batch 256, Adam); w2 and w3 also time their GEMMs alone
-through the BLAS tapegrad uses (the "BLAS floor").
+through the BLAS tapegrad uses (the "BLAS floor"). cpp-w1 and cpp-w2 (opt in
+with --only) run w1 and w2 as C++ binaries, tapegrad core vs LibTorch, with
+no Python (bench/cpp, built by bench/workloads/cpp.py).
 
 Threads. Each thread count runs in its own subprocess of this script, because
 the BLAS behind NumPy and XLA read their thread settings when they load. The
@@ -37,7 +39,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-WORKLOADS = ("w1", "w2", "w3")
+WORKLOADS = ("w1", "w2", "w3", "cpp-w1", "cpp-w2")
+DEFAULT_WORKLOADS = ("w1", "w2", "w3")  # cpp-*: opt in (the first LibTorch build takes minutes)
 
 
 def thread_env(n):
@@ -91,11 +94,11 @@ def worker(args):
     except Exception as e:  # noqa: BLE001 - reported, the fallback still runs
         info["floor_threads_error"] = repr(e)
 
-    cfg = {"ner_batches": [int(b) for b in args.ner_batches.split(",")]}
+    cfg = {"ner_batches": [int(b) for b in args.ner_batches.split(",")], "threads": n}
     measure = functools.partial(common.measure, repeats=args.repeats, block_s=args.block_s,
                                 warmup_s=args.warmup_s, log=log)
-    from workloads import mlp, ner, overhead
-    mods = {"w1": overhead, "w2": ner, "w3": mlp}
+    from workloads import cpp, mlp, ner, overhead
+    mods = {"w1": overhead, "w2": ner, "w3": mlp, "cpp-w1": cpp.w1, "cpp-w2": cpp.w2}
     out = {"info": info, "workloads": []}
     for w in args.only:
         log(f"[{n} thread(s)] {w}")
@@ -178,7 +181,7 @@ def render(workload_runs, only):
                 res = g["results"]
                 base = res.get("tapegrad")
                 floor = res.get(FLOOR)
-                for name in list(LIBRARIES) + ([FLOOR] if FLOOR in res else []):
+                for name in list(w0.get("libraries", LIBRARIES)) + ([FLOOR] if FLOOR in res else []):
                     r = res.get(name, "n/a (not run)")
                     label = name if name != FLOOR else f"*{FLOOR} (GEMMs alone)*"
                     row = [str(n), g["config"], label]
@@ -189,7 +192,7 @@ def render(workload_runs, only):
                         if rate:
                             row += [fmt(1 / med), f"{fmt(1 / hi)}-{fmt(1 / lo)} ({kind})"]
                         else:
-                            c = 1e6 / k
+                            c = w0.get("scale", 1e6) / k
                             row += [fmt(med * c), f"{fmt(lo * c)}-{fmt(hi * c)} ({kind})"]
                         ratio = paired_ratio(r, base) if name != "tapegrad" else 1.0
                         row.append("" if ratio is None else f"{ratio:.2f}x")
@@ -237,8 +240,8 @@ def main(argv=None):
                    help="timed rounds per library (default 9; 3 with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 3 repeats of short blocks")
-    p.add_argument("--only", default=",".join(WORKLOADS),
-                   help="comma-separated subset of w1,w2,w3")
+    p.add_argument("--only", default=",".join(DEFAULT_WORKLOADS),
+                   help="comma-separated subset of " + ",".join(WORKLOADS))
     p.add_argument("--json", default=None, help="also write all samples and metadata here")
     p.add_argument("--markdown", default=None, help="also write the report here")
     p.add_argument("--block-s", type=float, default=None,

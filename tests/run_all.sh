@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=build/cpp-tests
-cmake -S . -B "$build" -G Ninja -DTAPEGRAD_BUILD_TESTS=ON -DPython_EXECUTABLE="$(command -v python)" >/dev/null
+cmake -S . -B "$build" -G Ninja -DTAPEGRAD_BUILD_TESTS=ON -DTAPEGRAD_BUILD_BENCH=ON -DTAPEGRAD_BENCH_LIBTORCH=OFF -DPython_EXECUTABLE="$(command -v python)" >/dev/null
 cmake --build "$build" -j 2
 ctest --test-dir "$build" --output-on-failure --no-tests=error
 
