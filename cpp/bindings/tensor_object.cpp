@@ -15,6 +15,28 @@ void throw_uninitialized(PyObject* o) {
 
 namespace {
 
+// Exact Tensor objects are recycled through a small free list (as CPython
+// does for floats and tuples): an eager op's result then costs no allocator
+// call. Guarded by the GIL; entries hold no reference to the type.
+constexpr int kFreeListMax = 64;
+PyObject* g_free_list[kFreeListMax];
+int g_free_count = 0;
+
+}  // namespace
+
+PyObject* alloc_tensor_object() {
+  if (g_free_count > 0) {
+    PyObject* o = g_free_list[--g_free_count];
+    PyObject_Init(o, g_tensor_type);  // new reference, takes a type reference
+    return o;
+  }
+  PyObject* o = g_tensor_type->tp_alloc(g_tensor_type, 0);
+  if (!o) throw py::error_already_set();
+  return o;
+}
+
+namespace {
+
 // ---------------------------------------------------------------- lifetime
 PyObject* tensor_new(PyTypeObject* type, PyObject*, PyObject*) {
   PyObject* o = type->tp_alloc(type, 0);
@@ -25,9 +47,16 @@ PyObject* tensor_new(PyTypeObject* type, PyObject*, PyObject*) {
 void tensor_dealloc(PyObject* self) {
   PyTypeObject* tp = Py_TYPE(self);
   auto* o = reinterpret_cast<TensorObject*>(self);
-  if (o->weakrefs) PyObject_ClearWeakRefs(self);
+  if (o->weakrefs) {
+    PyObject_ClearWeakRefs(self);
+    o->weakrefs = nullptr;
+  }
   o->value.~Tensor();  // may release tape records (never calls back into Python)
-  tp->tp_free(self);
+  if (tp == g_tensor_type && g_free_count < kFreeListMax) {
+    g_free_list[g_free_count++] = self;
+  } else {
+    tp->tp_free(self);
+  }
   Py_DECREF(tp);
 }
 
@@ -79,6 +108,7 @@ PyObject* binary_slot(PyObject* a, PyObject* b, TT tensor_tensor, TS tensor_scal
     double s;
     if (is_tensor(a)) {
       const Tensor& x = tensor_ref(a);
+      if (PyFloat_CheckExact(b)) return wrap_tensor(tensor_scalar(x, PyFloat_AS_DOUBLE(b)));
       if (is_tensor(b)) return wrap_tensor(tensor_tensor(x, tensor_ref(b)));
       if (scalar_operand(b, &s)) return wrap_tensor(tensor_scalar(x, s));
     } else if (scalar_operand(a, &s)) {  // reflected: b is the tensor

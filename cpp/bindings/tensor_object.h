@@ -53,10 +53,10 @@ inline Tensor& tensor_ref(py::handle o) { return tensor_ref(o.ptr()); }
 
 // A new reference to a fresh (exact) Tensor object holding t; None if t is
 // undefined. Throws py::error_already_set when out of memory.
+PyObject* alloc_tensor_object();  // exact type, value not yet constructed
 inline PyObject* wrap_tensor(Tensor&& t) {
   if (!t.defined()) return Py_NewRef(Py_None);
-  PyObject* o = g_tensor_type->tp_alloc(g_tensor_type, 0);
-  if (!o) throw py::error_already_set();
+  PyObject* o = alloc_tensor_object();
   new (&reinterpret_cast<TensorObject*>(o)->value) Tensor(std::move(t));
   return o;
 }

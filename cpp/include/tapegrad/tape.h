@@ -51,6 +51,9 @@ struct Edge {
   int32_t record = -1;   // or an earlier record on the same tape
   Shape shape;           // the input's shape: gradients are summed back to it
   DType dtype = DType::Float32;
+  Edge() = default;
+  // Copies the shape straight in (a default Shape would be zero-filled first).
+  Edge(const Shape& s, DType dt) : shape(s), dtype(dt) {}
   bool needs_grad() const { return leaf || record >= 0; }
 };
 

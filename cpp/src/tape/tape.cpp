@@ -124,10 +124,7 @@ Record* Tape::push(OpId op) {
 }
 
 void Tape::add_edge(Record* r, const Tensor& t) {
-  r->inputs.emplace_back();
-  Edge& e = r->inputs.back();
-  e.shape = t.shape();
-  e.dtype = t.dtype();
+  Edge& e = r->inputs.emplace_back(t.shape(), t.dtype());
   if (!t.requires_grad()) return;
   if (t.is_leaf()) {
     e.leaf = t.ref();
