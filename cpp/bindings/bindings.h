@@ -8,6 +8,7 @@
 
 #include "tapegrad/kernels.h"
 #include "tapegrad/ops.h"
+#include "tensor_object.h"
 
 namespace py = pybind11;
 

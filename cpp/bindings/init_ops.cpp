@@ -8,7 +8,7 @@ namespace {
 
 // tg.f(input, ...) and input.f(...) from one callable.
 template <class F, class... Extra>
-void def_both(py::module_& m, py::class_<Tensor>& cls, const char* name, F f,
+void def_both(py::module_& m, TensorClass& cls, const char* name, F f,
               const Extra&... extra) {
   m.def(name, f, py::arg("input"), extra...);
   cls.def(name, f, extra...);
@@ -41,7 +41,7 @@ std::optional<double> opt_double(const py::object& v) {
 }  // namespace
 
 void init_ops(py::module_& m) {
-  auto cls = py::reinterpret_borrow<py::class_<Tensor>>(m.attr("Tensor"));
+  TensorClass cls(m.attr("Tensor"));
 
   // ---------------------------------------------------------------- binary
   // `other` may be a tensor or a Python number (then the scalar form is used).
@@ -66,8 +66,8 @@ void init_ops(py::module_& m) {
         py::arg("self"), py::arg("exponent"));
 
   m.def("where", [](const Tensor& cond, py::object a, py::object b) {
-    DType like = py::isinstance<Tensor>(a)   ? a.cast<Tensor>().dtype()
-                 : py::isinstance<Tensor>(b) ? b.cast<Tensor>().dtype()
+    DType like = is_tensor(a)   ? tensor_ref(a).dtype()
+                 : is_tensor(b) ? tensor_ref(b).dtype()
                                              : DType::Float32;
     return where(cond, tensor_arg(a, like, "where"), tensor_arg(b, like, "where"));
   }, py::arg("condition"), py::arg("input"), py::arg("other"));
@@ -136,7 +136,7 @@ void init_ops(py::module_& m) {
 #define TG_BIND_EXTREMUM(name, all_fn, dim_fn, pair_fn)                                  \
   def_both(m, cls, name, [](const Tensor& a, py::object dim, bool keepdim) -> py::object { \
     if (dim.is_none()) return py::cast(all_fn(a));                                       \
-    if (py::isinstance<Tensor>(dim)) return py::cast(pair_fn(a, dim.cast<Tensor>()));    \
+    if (is_tensor(dim)) return py::cast(pair_fn(a, tensor_ref(dim)));                 \
     return values_indices(name, dim_fn(a, dim.cast<int64_t>(), keepdim));                \
   }, py::arg("dim") = py::none(), py::arg("keepdim") = false)
   TG_BIND_EXTREMUM("max", max, max, maximum);

@@ -26,7 +26,7 @@ Shape shape_of(const std::vector<int64_t>& v) {
 }
 
 Tensor tensor_arg(const py::handle& v, DType like, const char* op) {
-  if (py::isinstance<Tensor>(v)) return v.cast<Tensor>();
+  if (is_tensor(v)) return tensor_ref(v);
   if (py::isinstance<py::bool_>(v)) return Tensor::scalar(v.cast<bool>(), DType::Bool);
   if (py::isinstance<py::int_>(v))
     return Tensor::scalar(v.cast<double>(), is_floating(like) ? like : DType::Int64);
@@ -144,10 +144,8 @@ void init_tensor(py::module_& m) {
                    dtype_name(s.values.dtype()), ")");
       });
 
-  py::class_<Tensor> cls(m, "Tensor");
-  // Tensor(t) is another handle on t's data (shared storage, no history): it
-  // lets Python subclasses such as nn.Parameter wrap an existing tensor.
-  cls.def(py::init([](const Tensor& t) { return t.detach(); }), py::arg("data"));
+  // Tensor(t), __init__ and the raw operator slots are in tensor_object.cpp.
+  TensorClass cls(make_tensor_type(m));
   cls.def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape().vec())); })
       .def("size", [](const Tensor& t, py::object dim) -> py::object {
              if (dim.is_none()) return py::tuple(py::cast(t.shape().vec()));
@@ -253,24 +251,11 @@ void init_tensor(py::module_& m) {
         return (int64_t)t.item();
       });
 
-  // Arithmetic operators: tensor (op) tensor and tensor (op) Python scalar.
-  cls.def("__add__", [](const Tensor& a, const Tensor& b) { return add(a, b); }, py::is_operator())
-      .def("__add__", [](const Tensor& a, double s) { return add(a, s); }, py::is_operator())
-      .def("__radd__", [](const Tensor& a, double s) { return add(a, s); }, py::is_operator())
-      .def("__sub__", [](const Tensor& a, const Tensor& b) { return sub(a, b); }, py::is_operator())
-      .def("__sub__", [](const Tensor& a, double s) { return sub(a, s); }, py::is_operator())
-      .def("__rsub__", [](const Tensor& a, double s) { return rsub(s, a); }, py::is_operator())
-      .def("__mul__", [](const Tensor& a, const Tensor& b) { return mul(a, b); }, py::is_operator())
-      .def("__mul__", [](const Tensor& a, double s) { return mul(a, s); }, py::is_operator())
-      .def("__rmul__", [](const Tensor& a, double s) { return mul(a, s); }, py::is_operator())
-      .def("__truediv__", [](const Tensor& a, const Tensor& b) { return div(a, b); }, py::is_operator())
-      .def("__truediv__", [](const Tensor& a, double s) { return div(a, s); }, py::is_operator())
-      .def("__rtruediv__", [](const Tensor& a, double s) { return rdiv(s, a); }, py::is_operator())
-      .def("__pow__", [](const Tensor& a, const Tensor& b) { return pow(a, b); }, py::is_operator())
+  // Arithmetic operators. + - * / @ and unary - are raw number slots (see
+  // Note [Operator slots] in tensor_object.cpp); the rest are methods.
+  cls.def("__pow__", [](const Tensor& a, const Tensor& b) { return pow(a, b); }, py::is_operator())
       .def("__pow__", [](const Tensor& a, double s) { return pow(a, s); }, py::is_operator())
       .def("__rpow__", [](const Tensor& a, double s) { return pow(s, a); }, py::is_operator())
-      .def("__matmul__", [](const Tensor& a, const Tensor& b) { return matmul_gil(a, b); }, py::is_operator())
-      .def("__neg__", [](const Tensor& a) { return neg(a); })
       .def("__abs__", [](const Tensor& a) { return abs(a); })
       .def("__invert__", [](const Tensor& a) { return logical_not(a); });
 
@@ -298,13 +283,13 @@ void init_tensor(py::module_& m) {
   using InplaceFn = void (*)(Tensor&, py::object);
   auto inplace = [&](const char* name, InplaceFn fn) {
     cls.def(name, [fn](py::object self, py::object other) {
-      fn(self.cast<Tensor&>(), other);
+      fn(tensor_ref(self), other);
       return self;
     }, py::arg("other"));
   };
   auto add_with_alpha = [&](const char* name, double sign) {
     cls.def(name, [sign](py::object self, py::object other, double alpha) {
-      Tensor& a = self.cast<Tensor&>();
+      Tensor& a = tensor_ref(self);
       add_(a, tensor_arg(other, a.dtype(), "add_"), sign * alpha);
       return self;
     }, py::arg("other"), py::arg("alpha") = 1.0);
@@ -312,11 +297,11 @@ void init_tensor(py::module_& m) {
   add_with_alpha("add_", 1.0);
   add_with_alpha("sub_", -1.0);
   InplaceFn mul_into = [](Tensor& a, py::object b) {
-    if (py::isinstance<Tensor>(b)) mul_(a, b.cast<Tensor>());
+    if (is_tensor(b)) mul_(a, tensor_ref(b));
     else mul_(a, b.cast<double>());
   };
   InplaceFn div_into = [](Tensor& a, py::object b) {
-    if (py::isinstance<Tensor>(b)) mul_(a, rdiv(1.0, b.cast<Tensor>()));
+    if (is_tensor(b)) mul_(a, rdiv(1.0, tensor_ref(b)));
     else mul_(a, 1.0 / b.cast<double>());
   };
   inplace("mul_", mul_into);
@@ -327,9 +312,9 @@ void init_tensor(py::module_& m) {
   inplace("__isub__", [](Tensor& a, py::object b) { add_(a, tensor_arg(b, a.dtype(), "sub_"), -1.0); });
   inplace("fill_", [](Tensor& a, py::object v) { fill_(a, v.cast<double>()); });
   inplace("copy_", [](Tensor& a, py::object src) { copy_(a, src.cast<Tensor>()); });
-  cls.def("zero_", [](py::object self) { zero_(self.cast<Tensor&>()); return self; });
+  cls.def("zero_", [](py::object self) { zero_(tensor_ref(self)); return self; });
   cls.def("requires_grad_", [](py::object self, bool r) {
-    self.cast<Tensor&>().set_requires_grad(r);
+    tensor_ref(self).set_requires_grad(r);
     return self;
   }, py::arg("requires_grad") = true);
 }

@@ -51,6 +51,9 @@ struct Edge {
   int32_t record = -1;   // or an earlier record on the same tape
   Shape shape;           // the input's shape: gradients are summed back to it
   DType dtype = DType::Float32;
+  Edge() = default;
+  // Copies the shape straight in (a default Shape would be zero-filled first).
+  Edge(const Shape& s, DType dt) : shape(s), dtype(dt) {}
   bool needs_grad() const { return leaf || record >= 0; }
 };
 
@@ -60,6 +63,7 @@ struct SavedTensor {
 };
 
 struct Record {
+  Tape* tape = nullptr;  // the tape this record lives on (saves finish() a thread-local lookup)
   OpId op = OpId::kCount;
   bool had_saved = false;  // saved tensors were recorded
   bool freed = false;      // ... and released by a backward without retain_graph
@@ -128,6 +132,7 @@ class Tape {
 
  private:
   friend struct Engine;
+  friend void set_anomaly_enabled(bool on);
 
   Tape() = default;
   Record* push(OpId op);
@@ -143,6 +148,13 @@ class Tape {
   size_t compact_at_ = 4096;
   std::atomic<int64_t> refs_{0};
   std::vector<int32_t> worklist_;
+  // This thread's anomaly flag, mirrored here so recording reads a member
+  // instead of a thread-local (set_anomaly_enabled keeps the two in step).
+  bool anomaly_ = false;
+  // Scratch for Engine::run, kept so that a warm backward allocates no
+  // bookkeeping (see Note [Backward without allocation] in tape.cpp).
+  std::vector<std::pair<int32_t, Tensor>> seeds_;
+  std::vector<Tensor> grad_in_;
   // Guards the records against releases from other threads (recursive: a
   // backward that drops saved tensors releases records of its own tape).
   std::recursive_mutex mu_;

@@ -17,12 +17,15 @@ namespace tg {
 TG_OP_TABLE(TG_OP_DECLARE_BACKWARD)
 #undef TG_OP_DECLARE_BACKWARD
 
-// Starts a record when grad mode is on and any input requires grad.
+// Starts a record when grad mode is on and any input requires grad. The
+// requires_grad test comes first: ops on tensors without grad (every op a
+// backward rule runs) then touch no thread-local state at all.
 template <class... Ts>
 inline Record* record(OpId op, const Ts&... inputs) {
+  if (!((inputs.defined() && inputs.requires_grad()) || ...)) return nullptr;
   return Tape::current().begin(op, {&inputs...});
 }
-inline void finish(Record* r, Tensor& out) { Tape::current().finish(r, out); }
+inline void finish(Record* r, Tensor& out) { r->tape->finish(r, out); }
 
 // Same dtype as `t`, casting without recording (forward ops record the cast
 // implicitly: the engine casts gradients back to each input's dtype).

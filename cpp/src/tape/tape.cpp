@@ -89,7 +89,10 @@ const char* ordinal_suffix(size_t k) {
 }  // namespace
 
 bool anomaly_enabled() { return t_anomaly; }
-void set_anomaly_enabled(bool on) { t_anomaly = on; }
+void set_anomaly_enabled(bool on) {
+  t_anomaly = on;
+  Tape::current().anomaly_ = on;
+}
 void set_location_hook(LocationHook hook) { g_location_hook.store(hook); }
 
 bool all_finite(const Tensor& t) {
@@ -106,6 +109,7 @@ Record* Tape::push(OpId op) {
   if (size_ >= compact_at_) compact();
   if (size_ == records_.size()) records_.emplace_back();
   Record* r = &records_[size_];
+  r->tape = this;
   r->op = op;
   r->had_saved = false;
   r->freed = false;
@@ -121,10 +125,7 @@ Record* Tape::push(OpId op) {
 }
 
 void Tape::add_edge(Record* r, const Tensor& t) {
-  r->inputs.emplace_back();
-  Edge& e = r->inputs.back();
-  e.shape = t.shape();
-  e.dtype = t.dtype();
+  Edge& e = r->inputs.emplace_back(t.shape(), t.dtype());
   if (!t.requires_grad()) return;
   if (t.is_leaf()) {
     e.leaf = t.ref();
@@ -163,7 +164,7 @@ Record* Tape::begin(OpId op, std::initializer_list<const Tensor*> inputs) {
     undo_edges(r);
     throw;
   }
-  if (t_anomaly)
+  if (anomaly_)
     for (const Tensor* t : inputs) r->inputs_finite = r->inputs_finite && all_finite(*t);
   return r;
 }
@@ -181,7 +182,7 @@ Record* Tape::begin(OpId op, const std::vector<Tensor>& inputs) {
     undo_edges(r);
     throw;
   }
-  if (t_anomaly)
+  if (anomaly_)
     for (const Tensor& t : inputs) r->inputs_finite = r->inputs_finite && all_finite(t);
   return r;
 }
@@ -191,7 +192,7 @@ void Tape::finish(Record* r, Tensor& output) {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     finish_locked(r, output);
   }
-  if (!t_anomaly) return;
+  if (!anomaly_) return;
   // Anomaly mode, after the bookkeeping (so that an exception here releases
   // the record through the output's destructor like any other error), and
   // outside the lock (the hook takes the GIL).
@@ -276,20 +277,49 @@ void Tape::compact() {
 // ---------------------------------------------------------------- backward
 namespace {
 
-// Sums a broadcast gradient back to the input's shape.
-Tensor reduce_to_shape(const Tensor& g, const Shape& shape) {
-  if (g.shape() == shape) return g;
+// Sums a broadcast gradient back to the input's shape (a no-op, no copy,
+// when it already has it).
+Tensor reduce_to_shape(Tensor&& g, const Shape& shape) {
+  if (g.shape() == shape) return std::move(g);
   return sum_to(g, shape);
 }
 
-void accumulate(Tensor& slot, const Tensor& g) {
+// Note [Owned gradient buffers]
+// A gradient may alias a tensor that something else owns: a user's
+// gradient, a saved output, a view of either, NumPy memory. Accumulation
+// never writes into such a buffer. It may write into one that nothing else can
+// observe: this handle is the only reference to the TensorImpl, the impl the
+// only user of its storage, the storage tapegrad's own allocation with the
+// tensor laid over it contiguously from offset 0, and no history. (Raw
+// pointers never keep a gradient alive: Record::output points at outputs of
+// recorded ops, and gradients are computed under no_grad.)
+bool sole_owner(const Tensor& t) {
+  const TensorImpl* impl = t.impl();
+  return impl->refcount_.load(std::memory_order_acquire) == 1 &&
+         impl->storage->refcount_.load(std::memory_order_acquire) == 1 &&
+         !impl->storage->deleter && impl->offset == 0 && impl->record < 0 &&
+         !impl->requires_grad && t.is_contiguous();
+}
+
+// slot += g. Callers pass g by value (moved in where they can), so a fresh
+// gradient nobody else holds can take the sum in place.
+void accumulate(Tensor& slot, Tensor g) {
   if (!slot.defined()) {
-    slot = g;
-  } else {
-    // A slot may alias a tensor that something else owns (a user's gradient,
-    // a saved output); never write into it, build a new sum instead.
-    slot = add(slot, g);
+    slot = std::move(g);
+    return;
   }
+  if (slot.shape() == g.shape() && slot.dtype() == g.dtype()) {
+    if (sole_owner(slot)) {
+      add_(slot, g, 1.0);
+      return;
+    }
+    if (sole_owner(g)) {
+      add_(g, slot, 1.0);  // g + slot == slot + g, exactly
+      slot = std::move(g);
+      return;
+    }
+  }
+  slot = add(slot, g);
 }
 
 // Note [Leaf gradients and threads]
@@ -298,15 +328,16 @@ void accumulate(Tensor& slot, const Tensor& g) {
 // one shared write is serialised here.
 std::mutex g_leaf_grad_mutex;
 
-// Fresh storage for a leaf's .grad so it never aliases an intermediate.
-void accumulate_leaf(TensorImpl* leaf, const Tensor& g) {
+// A leaf's first .grad never aliases an intermediate: it is either a copy or
+// a fresh gradient that nothing else holds (Note [Owned gradient buffers]).
+void accumulate_leaf(TensorImpl* leaf, Tensor g) {
   std::lock_guard<std::mutex> lock(g_leaf_grad_mutex);
   if (leaf->sparse_grad) {  // a dense gradient meets a sparse one: densify
     leaf->grad = leaf->sparse_grad->to_dense().ref();
     leaf->sparse_grad.reset();
   }
   if (!leaf->grad) {
-    leaf->grad = clone(g).ref();
+    leaf->grad = sole_owner(g) ? g.ref() : clone(g).ref();
   } else {
     Tensor existing(leaf->grad);
     add_(existing, g);
@@ -343,7 +374,13 @@ struct Engine {
     std::lock_guard<std::recursive_mutex> lock(tape.mu_);
     const bool anomaly = t_anomaly;
     int32_t top = -1;
-    std::vector<std::pair<int32_t, Tensor>> seeds;
+    // Note [Backward without allocation]
+    // The seeds and the per-record gradient array are the tape's scratch
+    // vectors, swapped in (and back out on every exit) so that a warm backward
+    // allocates no bookkeeping; a nested run would just find them empty.
+    Scratch scratch(tape);
+    auto& seeds = scratch.seeds;
+    std::vector<Tensor>& grad_in = scratch.grad_in;
     for (size_t k = 0; k < roots.size(); k++) {
       const Tensor& root = roots[k];
       TG_CHECK(root.defined(), ValueError, "backward: output ", k, " is undefined");
@@ -363,23 +400,22 @@ struct Engine {
         if (g.dtype() != root.dtype()) g = to(g, root.dtype());
       }
       if (root.is_leaf()) {
-        deliver_leaf(root.impl(), g, targets);
+        deliver_leaf(root.impl(), std::move(g), targets);
         continue;
       }
       TG_CHECK(root.impl()->tape == &tape, RuntimeError,
                "backward: output ", k, " was recorded by another thread");
-      seeds.push_back({root.impl()->record, g});
+      seeds.emplace_back(root.impl()->record, std::move(g));
       top = std::max(top, root.impl()->record);
     }
-    for (auto& [idx, g] : seeds) accumulate(tape.records_[idx].grad, g);
+    for (auto& [idx, g] : seeds) accumulate(tape.records_[idx].grad, std::move(g));
+    seeds.clear();
 
-    std::vector<Tensor> grad_in;
     try {
       for (int32_t i = top; i >= 0; i--) {
         Record& r = tape.records_[i];
         if (!r.grad.defined()) continue;
-        Tensor gout = r.grad;
-        r.grad = Tensor();
+        Tensor gout = std::move(r.grad);
         if (targets) capture_record(i, gout, *targets);
         if (r.output && r.output->retains_grad && !targets) accumulate_leaf(r.output, gout);
         if (r.freed)
@@ -396,8 +432,9 @@ struct Engine {
                 "' (", st.tensor.describe(), ") has been modified by an in-place operation: "
                 "it was at version ", st.version, " when saved and is now at version ", now));
         }
-        grad_in.assign(r.inputs.size(), Tensor());
+        grad_in.resize(r.inputs.size());  // every entry is empty here (see below)
         backward_fn(r.op)(r, gout, grad_in.data());
+        gout = Tensor();  // drop our reference: a pass-through gradient stays sole-owned
         if (anomaly) check_backward(r, grad_in);
         if (r.sparse_grad_out) {
           Ref<RowSparse> sg = std::move(r.sparse_grad_out);
@@ -409,15 +446,17 @@ struct Engine {
         }
         for (size_t k = 0; k < r.inputs.size(); k++) {
           const Edge& e = r.inputs[k];
-          if (!e.needs_grad() || !grad_in[k].defined()) continue;
-          Tensor g = reduce_to_shape(grad_in[k], e.shape);
+          if (!grad_in[k].defined()) continue;
+          Tensor g = std::move(grad_in[k]);  // leaves the entry empty for the next record
+          if (!e.needs_grad()) continue;
+          g = reduce_to_shape(std::move(g), e.shape);
           if (!(g.shape() == e.shape))
             throw RuntimeError(str("backward of '", op_name(r.op), "' returned a gradient ",
                                    g.describe(), " for input ", k, " of shape ",
                                    to_string(e.shape)));
           if (g.dtype() != e.dtype) g = to(g, e.dtype);
-          if (e.record >= 0) accumulate(tape.records_[e.record].grad, g);
-          else deliver_leaf(e.leaf.get(), g, targets);
+          if (e.record >= 0) accumulate(tape.records_[e.record].grad, std::move(g));
+          else deliver_leaf(e.leaf.get(), std::move(g), targets);
         }
         if (!retain_graph && r.had_saved) {
           r.saved.clear();
@@ -426,9 +465,28 @@ struct Engine {
       }
     } catch (...) {
       for (int32_t i = top; i >= 0; i--) tape.records_[i].grad = Tensor();
+      for (Tensor& g : grad_in) g = Tensor();
       throw;
     }
   }
+
+  // The tape's scratch vectors for one run (see Note [Backward without
+  // allocation]); handed back empty, with their capacity, on every exit.
+  struct Scratch {
+    Tape& tape;
+    std::vector<std::pair<int32_t, Tensor>> seeds;
+    std::vector<Tensor> grad_in;
+    explicit Scratch(Tape& t) : tape(t) {
+      seeds.swap(tape.seeds_);
+      grad_in.swap(tape.grad_in_);
+    }
+    ~Scratch() {
+      seeds.clear();
+      for (Tensor& g : grad_in) g = Tensor();
+      seeds.swap(tape.seeds_);
+      grad_in.swap(tape.grad_in_);
+    }
+  };
 
   // Anomaly mode: PyTorch's wording, with the line that recorded the op.
   static void check_backward(const Record& r, const std::vector<Tensor>& grad_in) {
@@ -440,9 +498,9 @@ struct Engine {
     }
   }
 
-  static void deliver_leaf(TensorImpl* leaf, const Tensor& g, std::vector<Target>* targets) {
+  static void deliver_leaf(TensorImpl* leaf, Tensor g, std::vector<Target>* targets) {
     if (!targets) {
-      accumulate_leaf(leaf, g);
+      accumulate_leaf(leaf, std::move(g));
       return;
     }
     for (Target& t : *targets)

@@ -1,0 +1,92 @@
+"""Engine buffer reuse (Note [Owned gradient buffers], Note [Backward without
+allocation] in cpp/src/tape/tape.cpp): gradients are summed in place only into
+buffers nothing else can see, and a leaf's .grad never aliases a tensor the
+user, a saved tensor or another .grad holds."""
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def to_np(t):
+    return np.array(t.detach().numpy(), copy=True)
+
+
+def leaf(vals):
+    return tg.from_numpy(np.array(vals, dtype=np.float64)).requires_grad_(True)
+
+
+def test_user_gradient_is_never_adopted_as_grad():
+    for make_root in (lambda x: x, lambda x: x + 0.0, lambda x: (x + 1.0) - 1.0):
+        x = leaf([1.0, 2.0, 3.0])
+        g = tg.from_numpy(np.array([1.0, 10.0, 100.0]))
+        make_root(x).backward(g)
+        np.testing.assert_array_equal(to_np(x.grad), [1.0, 10.0, 100.0])
+        g.mul_(0.0)  # the user's tensor changes; .grad must not
+        np.testing.assert_array_equal(to_np(x.grad), [1.0, 10.0, 100.0])
+        make_root(x).backward(tg.from_numpy(np.array([1.0, 1.0, 1.0])))
+        np.testing.assert_array_equal(to_np(x.grad), [2.0, 11.0, 101.0])
+        np.testing.assert_array_equal(to_np(g), [0.0, 0.0, 0.0])
+
+
+def test_fan_out_sums_correctly_in_place_and_not():
+    x = leaf([0.5, -1.0])
+    y = x * 2.0
+    z = (y * 3.0 + y * 4.0 + y + y).sum()  # four contributions into y's slot
+    z.backward()
+    np.testing.assert_allclose(to_np(x.grad), [18.0, 18.0])
+
+
+def test_retained_grad_is_not_written_by_later_accumulation():
+    x = leaf([1.0, 2.0])
+    y = x * 1.0
+    y.retain_grad()
+    w = y * 1.0
+    w.retain_grad()
+    (w * 3.0 + w * 4.0).sum().backward()
+    np.testing.assert_array_equal(to_np(w.grad), [7.0, 7.0])
+    np.testing.assert_array_equal(to_np(y.grad), [7.0, 7.0])
+    np.testing.assert_array_equal(to_np(x.grad), [7.0, 7.0])
+    before = to_np(y.grad)
+    (x * 5.0).sum().backward()  # x.grad accumulates; the retained grads stay
+    np.testing.assert_array_equal(to_np(y.grad), before)
+    np.testing.assert_array_equal(to_np(x.grad), [12.0, 12.0])
+
+
+def test_grads_of_two_leaves_are_distinct_buffers():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    (a + b).sum().backward()
+    assert a.grad.data_ptr() != b.grad.data_ptr()
+    a.grad.mul_(0.0)
+    np.testing.assert_array_equal(to_np(b.grad), [1.0, 1.0])
+
+
+def test_saved_output_is_never_written():
+    x = leaf([0.1, 0.2])
+    y = tg.exp(x)  # saves its output
+    before = to_np(y)
+    (y + y).sum().backward()  # y's slot receives the same gradient twice
+    np.testing.assert_array_equal(to_np(y), before)
+    np.testing.assert_allclose(to_np(x.grad), 2 * np.exp([0.1, 0.2]))
+
+
+def test_autograd_grad_results_are_independent():
+    x = leaf([1.0, 2.0])
+    y = x * 2.0
+    (gy, gx) = tg.autograd.grad([(y + 0.0).sum()], [y, x])
+    np.testing.assert_array_equal(to_np(gy), [1.0, 1.0])
+    np.testing.assert_array_equal(to_np(gx), [2.0, 2.0])
+    assert gy.data_ptr() != gx.data_ptr()
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_repeated_backwards_reuse_scratch_and_stay_correct(n):
+    x = leaf(np.linspace(-1, 1, 16))
+    for _ in range(n):
+        y = x
+        for _ in range(32):
+            y = y * 1.0001
+            y = y + 0.5
+        y.sum().backward()
+    np.testing.assert_allclose(to_np(x.grad), np.full(16, n * 1.0001 ** 32), rtol=1e-12)
