@@ -6,12 +6,23 @@ sparse word-embedding rows). Reports dev entity F1, token accuracy and the
 median time per epoch of each, with the machine and thread count.
 
     python bench/ner_window_vs_torch.py --epochs 3 --threads 1
+    python bench/ner_window_vs_torch.py --memory --epochs 1   # peak RSS, one process each
+
+With --memory each library trains in a fresh process that imports only that
+library, and the table gives the process's peak resident memory (getrusage
+ru_maxrss) next to its resident memory just before training (after imports and
+data preparation), so both the whole footprint a user sees and what training
+itself adds are shown.
 """
 
 import argparse
+import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -109,17 +120,24 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=100)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--memory", action="store_true",
+                   help="peak RSS of each library, each in a fresh process")
+    p.add_argument("--only", choices=("tapegrad", "torch"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.memory:
+        return memory_table(args, argv if argv is not None else sys.argv[1:])
 
     data_dir = args.data_dir or ner.default_data_dir()
     if not data_dir:
         raise SystemExit("WikiANN not found: pass --data-dir or set TAPEGRAD_WIKIANN")
     tg.set_num_threads(args.threads)
-    try:
-        import torch
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
+    torch = None
+    if args.only != "tapegrad":
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
 
     train_s = read_conll(os.path.join(data_dir, "train.txt"))
     dev_s = read_conll(os.path.join(data_dir, "dev.txt"))
@@ -129,6 +147,13 @@ def main(argv=None):
     tr = ner.prepare(train_s, vocab, tag_index, args.window)
     dev = ner.prepare(dev_s, vocab, tag_index, args.window)
 
+    if args.only:
+        before = rss_mb()
+        run = run_tapegrad if args.only == "tapegrad" else run_torch
+        times, res = run(args, tr, dev, len(vocab), tags)
+        print("MEMORY " + json.dumps({"before_mb": before, "peak_mb": peak_rss_mb(),
+                                      "s_per_epoch": statistics.median(times), "f1": res.f1}))
+        return
     rows = [("tapegrad", run_tapegrad(args, tr, dev, len(vocab), tags))]
     if torch is not None:
         rows.append((f"PyTorch {torch.__version__} eager", run_torch(args, tr, dev, len(vocab), tags)))
@@ -142,6 +167,39 @@ def main(argv=None):
     for name, (times, res) in rows:
         med = statistics.median(times)
         print(f"| {name} | {res.f1:.4f} | {res.accuracy:.4f} | {med:.2f} | {med / base:.2f}x |")
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def memory_table(args, argv):
+    base = [a for a in argv if a != "--memory"]
+    rows = []
+    for lib in ("tapegrad", "torch"):
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), *base, "--only", lib],
+                           capture_output=True, text=True)
+        line = [x for x in r.stdout.splitlines() if x.startswith("MEMORY ")]
+        if r.returncode != 0 or not line:
+            rows.append((lib, None, r.stderr.strip().splitlines()[-1:] or ["failed"]))
+            continue
+        rows.append((lib, json.loads(line[0][7:]), None))
+    print(f"\nWindow NER on WikiANN English, peak resident memory, {args.epochs} epoch(s), batch "
+          f"{args.batch_size}, {args.threads} thread(s), one fresh process per library\n")
+    print("| library | RSS before training (MB) | peak RSS (MB) | added by training (MB) "
+          "| s / epoch | dev F1 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for lib, m, err in rows:
+        if m is None:
+            print(f"| {lib} | n/a ({err[0]}) | | | | |")
+            continue
+        print(f"| {lib} | {m['before_mb']:.0f} | {m['peak_mb']:.0f} | "
+              f"{m['peak_mb'] - m['before_mb']:.0f} | {m['s_per_epoch']:.2f} | {m['f1']:.4f} |")
 
 
 if __name__ == "__main__":
