@@ -195,6 +195,42 @@ double exp_shifted_sum(const double* x, int64_t n, double shift, double* out);
 void exp_inplace(float* x, int64_t n);
 void exp_inplace(double* x, int64_t n);
 
+// ---------------------------------------------------------------- activations
+// The pointwise activations the fused linear applies to its GEMM output, and
+// the kernels behind the standalone exp / tanh / sigmoid ops (one function per
+// activation, shared by both, so that the fused op and its composite compute
+// the same bits; see Note [Fused linear] in cpp/src/ops/matmul.cpp).
+enum class Activation : uint8_t { None, Relu, Tanh, Sigmoid };
+const char* activation_name(Activation act);
+
+// y[i] = f(x[i]) over contiguous runs (y may alias x). float32 runs are
+// vectorised (Note [Vectorised exp], Note [Vectorised tanh and sigmoid] in
+// cpp/src/kernels/vec_math.cpp); float64 runs call libm. Large runs split
+// across the core's threads (Note [Core threads]); the split never changes a
+// value.
+void exp_run(const float* x, float* y, int64_t n);
+void exp_run(const double* x, double* y, int64_t n);
+void tanh_run(const float* x, float* y, int64_t n);
+void tanh_run(const double* x, double* y, int64_t n);
+void sigmoid_run(const float* x, float* y, int64_t n);
+void sigmoid_run(const double* x, double* y, int64_t n);
+
+// The fused linear's one pass over its GEMM output c (rows x n, contiguous):
+// c[i, j] = act(c[i, j] + b[j]) (b may be null: no bias). The addition and
+// the activation are the same operations, in the same order, as add() then
+// the activation op, so the result is bit-identical to the composite.
+void bias_act_rows(float* c, int64_t rows, int64_t n, const float* b, Activation act);
+void bias_act_rows(double* c, int64_t rows, int64_t n, const double* b, Activation act);
+// Its backward pass: dpre[i, j] = g[i, j] * act'(y[i, j]) from the saved
+// output y (unused for None), and, when db is not null, db[j] = sum_i
+// dpre[i, j], the bias gradient, in the same pass. dpre may alias g. The
+// column sums are deterministic: fixed blocks of rows (independent of the
+// thread count), each summed in double, then the blocks in order.
+void act_backward_rows(const float* g, const float* y, float* dpre, int64_t rows, int64_t n,
+                       Activation act, float* db);
+void act_backward_rows(const double* g, const double* y, double* dpre, int64_t rows, int64_t n,
+                       Activation act, double* db);
+
 // ---------------------------------------------------------------- BLAS
 // Row-major C = alpha * op(A) @ op(B) + beta * C, with op = transpose when
 // trans_* is set. The one entry point to BLAS (sgemm / dgemm).

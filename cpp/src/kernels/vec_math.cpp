@@ -217,3 +217,43 @@ void exp_inplace(double* x, int64_t n) {
 }
 
 }  // namespace tg
+
+// ---------------------------------------------------------------- exp / tanh / sigmoid runs
+namespace tg {
+
+void exp_run(const float* x, float* y, int64_t n) {
+  if (y != x) std::memcpy(y, x, (size_t)n * sizeof(float));
+  exp_inplace(y, n);
+}
+void exp_run(const double* x, double* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = std::exp(x[i]);
+}
+
+void tanh_run(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = std::tanh(x[i]);
+}
+void tanh_run(const double* x, double* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = std::tanh(x[i]);
+}
+
+// float32: 1 / (1 + exp(-x)) on the vectorised exp (exp(-x) = inf gives
+// exactly 0, so no branch is needed).
+void sigmoid_run(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = -x[i];
+  exp_inplace(y, n);
+  for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + y[i]);
+}
+// float64: exp(x) / (1 + exp(x)) for x < 0 so that neither branch overflows.
+void sigmoid_run(const double* x, double* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    double v = x[i];
+    if (v >= 0) {
+      y[i] = 1.0 / (1.0 + std::exp(-v));
+    } else {
+      double e = std::exp(v);
+      y[i] = e / (1.0 + e);
+    }
+  }
+}
+
+}  // namespace tg
