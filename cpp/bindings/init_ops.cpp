@@ -268,6 +268,8 @@ void init_ops(py::module_& m) {
     return linear(x, w, bias, a);
   }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
      py::arg("activation") = "none");
+  // For tests of Note [Core threads]: (regions run on the pool, threads of the last one).
+  m.def("_parallel_debug", [] { return py::make_tuple(parallel_regions(), parallel_last_threads()); });
 
   // ---------------------------------------------------------------- creation
   m.def("_empty", [](std::vector<int64_t> s, DType dt) { return Tensor::empty(shape_of(s), dt); });

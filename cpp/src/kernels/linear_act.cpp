@@ -37,17 +37,30 @@ void apply_act(T* y, int64_t n, Activation act) {
   }
 }
 
+int64_t grain_for(Activation act) {
+  return act == Activation::Tanh || act == Activation::Sigmoid ? kGrainMath : kGrainCheap;
+}
+
+// Threads split the rows (Note [Core threads]); every element's value is the
+// same whatever the split.
 template <class T>
 void bias_act_rows_impl(T* c, int64_t rows, int64_t n, const T* b, Activation act) {
   if (!b) {
-    apply_act(c, rows * n, act);
+    if (act == Activation::Relu) {
+      parallel_for(rows * n, kGrainCheap, [&](int64_t lo, int64_t hi) { relu_run(c + lo, hi - lo); });
+    } else {
+      apply_act(c, rows * n, act);  // tanh_run / sigmoid_run split themselves
+    }
     return;
   }
-  for (int64_t i = 0; i < rows; i++) {
-    T* row = c + i * n;
-    for (int64_t j = 0; j < n; j++) row[j] = row[j] + b[j];
-    apply_act(row, n, act);
-  }
+  int64_t grain_rows = std::max<int64_t>(1, grain_for(act) / std::max<int64_t>(n, 1));
+  parallel_for(rows, grain_rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; i++) {
+      T* row = c + i * n;
+      for (int64_t j = 0; j < n; j++) row[j] = row[j] + b[j];
+      apply_act(row, n, act);
+    }
+  }, 1);
 }
 
 // dpre = g * act'(y) over one run of m elements (the formulas of the
@@ -80,22 +93,28 @@ template <class T>
 void act_backward_rows_impl(const T* g, const T* y, T* d, int64_t rows, int64_t n,
                             Activation act, T* db) {
   if (!db) {
-    act_grad_run(g, y, d, rows * n, act);
+    parallel_for(rows * n, kGrainCheap, [&](int64_t lo, int64_t hi) {
+      act_grad_run(g + lo, y ? y + lo : nullptr, d + lo, hi - lo, act);
+    });
     return;
   }
   int64_t br = sum_block_rows(n);
   int64_t nblocks = (rows + br - 1) / br;
   std::vector<double> part((size_t)(nblocks * n), 0.0);
-  for (int64_t blk = 0; blk < nblocks; blk++) {
-    double* acc = part.data() + blk * n;
-    int64_t r1 = std::min(rows, (blk + 1) * br);
-    for (int64_t i = blk * br; i < r1; i++) {
-      int64_t off = i * n;
-      act_grad_run(g + off, y ? y + off : nullptr, d + off, n, act);
-      const T* dr = d + off;
-      for (int64_t j = 0; j < n; j++) acc[j] += (double)dr[j];
+  // blocks of ~16K elements, kGrainCheap's worth per thread
+  parallel_for(nblocks, std::max<int64_t>(1, kGrainCheap / (br * std::max<int64_t>(n, 1))),
+               [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; blk++) {
+      double* acc = part.data() + blk * n;
+      int64_t r1 = std::min(rows, (blk + 1) * br);
+      for (int64_t i = blk * br; i < r1; i++) {
+        int64_t off = i * n;
+        act_grad_run(g + off, y ? y + off : nullptr, d + off, n, act);
+        const T* dr = d + off;
+        for (int64_t j = 0; j < n; j++) acc[j] += (double)dr[j];
+      }
     }
-  }
+  }, 1);
   for (int64_t j = 0; j < n; j++) {
     double s = 0;
     for (int64_t blk = 0; blk < nblocks; blk++) s += part[blk * n + j];

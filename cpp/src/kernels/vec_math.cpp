@@ -200,7 +200,7 @@ double max_run(const double* x, int64_t n) {
 // out[i] = exp(x[i] - shift) (out may be null); returns the sum of the
 // exponentials, accumulated in float lanes over short blocks and in double
 // across blocks.
-double exp_shifted_sum(const float* x, int64_t n, float shift, float* out) {
+static double exp_shifted_sum_seq(const float* x, int64_t n, float shift, float* out) {
 #ifdef TG_HAVE_VEC
   double total = 0;
   VF sv = splatf(shift);
@@ -239,7 +239,7 @@ double exp_shifted_sum(const float* x, int64_t n, float shift, float* out) {
 #endif
 }
 
-double exp_shifted_sum(const double* x, int64_t n, double shift, double* out) {
+static double exp_shifted_sum_seq(const double* x, int64_t n, double shift, double* out) {
   double s0 = 0, s1 = 0;
   int64_t i = 0;
   for (; i + 2 <= n; i += 2) {
@@ -257,6 +257,35 @@ double exp_shifted_sum(const double* x, int64_t n, double shift, double* out) {
     s0 += e;
   }
   return s0 + s1;
+}
+
+// Runs longer than kSumBlock are summed per block of kSumBlock elements (in
+// parallel when large, Note [Core threads]) and the block sums added in order:
+// the result depends on n only, never on the thread count. Shorter runs (all
+// softmax rows of usual sizes) are one block, summed as before.
+constexpr int64_t kSumBlock = 65536;
+
+template <class T>
+static double exp_shifted_sum_blocks(const T* x, int64_t n, T shift, T* out) {
+  if (n <= kSumBlock) return exp_shifted_sum_seq(x, n, shift, out);
+  int64_t nb = (n + kSumBlock - 1) / kSumBlock;
+  std::vector<double> part((size_t)nb);
+  parallel_for(nb, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; b++) {
+      int64_t off = b * kSumBlock, m = std::min(kSumBlock, n - off);
+      part[b] = exp_shifted_sum_seq(x + off, m, shift, out ? out + off : nullptr);
+    }
+  }, 1);
+  double total = 0;
+  for (double v : part) total += v;
+  return total;
+}
+
+double exp_shifted_sum(const float* x, int64_t n, float shift, float* out) {
+  return exp_shifted_sum_blocks(x, n, shift, out);
+}
+double exp_shifted_sum(const double* x, int64_t n, double shift, double* out) {
+  return exp_shifted_sum_blocks(x, n, shift, out);
 }
 
 // x[i] = exp(x[i]).
@@ -310,8 +339,12 @@ void sigmoid_seq(const double* x, double* y, int64_t n) {
 
 }  // namespace
 
-#define TG_RUN(name, T) \
-  void name##_run(const T* x, T* y, int64_t n) { name##_seq(x, y, n); }
+// Split across threads in pieces aligned to 64 elements (whole vectors): each
+// element's value does not depend on the split.
+#define TG_RUN(name, T)                                                         \
+  void name##_run(const T* x, T* y, int64_t n) {                                \
+    parallel_for(n, kGrainMath, [&](int64_t b, int64_t e) { name##_seq(x + b, y + b, e - b); }); \
+  }
 TG_RUN(exp, float)
 TG_RUN(exp, double)
 TG_RUN(tanh, float)
