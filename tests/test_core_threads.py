@@ -4,10 +4,16 @@ tg.set_num_threads(n) splits large elementwise kernels (and the reductions that 
 a fixed block split) over up to n threads. Results are bit-identical for every n;
 small tensors never go to the pool; a large kernel really runs on 2 threads when
 n = 2 (counted by the pool's debug counter, not timed: the machine is noisy).
+
+Each check runs in a fresh interpreter: setting the thread count cannot be undone
+(the core uses one thread until it is first set), and the checks' big allocations
+would otherwise shape the heap that later tests measure (RSS tests).
 """
 
 import multiprocessing
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,13 +21,18 @@ import pytest
 import tapegrad as tg
 
 BIG = 1 << 20  # well above every kernel's threshold
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture
-def restore_threads():
-    prev = tg.get_num_threads()
-    yield
-    tg.set_num_threads(prev)
+def isolated(fn):
+    """Runs the check `fn` in a fresh interpreter; its failure fails the test."""
+    def test():
+        r = subprocess.run([sys.executable, "-c", f"import test_core_threads as t; t.{fn.__name__}()"],
+                           cwd=HERE, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+    test.__name__ = "test" + fn.__name__
+    test.__doc__ = fn.__doc__
+    return test
 
 
 def _ops():
@@ -58,7 +69,7 @@ def _ops():
     return {k: np.array(v.detach().numpy(), copy=True) for k, v in out.items()}
 
 
-def test_results_identical_across_thread_counts(restore_threads):
+def _results_identical_across_thread_counts():
     results = {}
     for n in (1, 2, 3, 4):
         tg.set_num_threads(n)
@@ -69,7 +80,7 @@ def test_results_identical_across_thread_counts(restore_threads):
             np.testing.assert_array_equal(results[n][k], v, err_msg=f"{k} with {n} threads")
 
 
-def test_large_kernel_runs_on_two_threads(restore_threads):
+def _large_kernel_runs_on_two_threads():
     x = tg.tensor(np.linspace(-5, 5, BIG, dtype=np.float32))
     tg.set_num_threads(2)
     regions, _ = tg._C._parallel_debug()
@@ -86,7 +97,7 @@ def test_large_kernel_runs_on_two_threads(restore_threads):
     np.testing.assert_array_equal(z.numpy(), (x.numpy() * 2))
 
 
-def test_small_tensors_stay_on_the_calling_thread(restore_threads):
+def _small_tensors_stay_on_the_calling_thread():
     tg.set_num_threads(4)
     x = tg.tensor(np.linspace(-1, 1, 4096, dtype=np.float32))
     regions, _ = tg._C._parallel_debug()
@@ -96,7 +107,7 @@ def test_small_tensors_stay_on_the_calling_thread(restore_threads):
     assert tg._C._parallel_debug()[0] == regions
 
 
-def test_set_num_threads_rejects_nonpositive(restore_threads):
+def test_set_num_threads_rejects_nonpositive():
     with pytest.raises(ValueError, match="set_num_threads"):
         tg.set_num_threads(0)
 
@@ -106,8 +117,7 @@ def _child(q):
     q.put(float(tg.tanh(x).sum().item()))
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_pool_works_after_fork(restore_threads):
+def _pool_works_after_fork():
     tg.set_num_threads(2)
     x = tg.tensor(np.linspace(-5, 5, BIG, dtype=np.float32))
     want = float(tg.tanh(x).sum().item())  # the parent's pool is running
@@ -118,3 +128,17 @@ def test_pool_works_after_fork(restore_threads):
     p.join(120)
     assert p.exitcode == 0, "the forked child hung or failed using the pool"
     assert q.get(timeout=5) == want
+
+
+def _default_is_one_core_thread():
+    """Until set_num_threads is called, no kernel goes to the pool."""
+    tg.tanh(tg.tensor(np.linspace(-5, 5, BIG, dtype=np.float32)))
+    assert tg._C._parallel_debug()[0] == 0
+
+
+test_results_identical_across_thread_counts = isolated(_results_identical_across_thread_counts)
+test_large_kernel_runs_on_two_threads = isolated(_large_kernel_runs_on_two_threads)
+test_small_tensors_stay_on_the_calling_thread = isolated(_small_tensors_stay_on_the_calling_thread)
+test_default_is_one_core_thread = isolated(_default_is_one_core_thread)
+test_pool_works_after_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")(
+    isolated(_pool_works_after_fork))
