@@ -8,15 +8,18 @@
 // and pays one compare, so small tensors are never slower. Until
 // set_num_threads() is called the core's loops use one thread (BLAS keeps its
 // own default, which get_num_threads() reports): on a shared, oversubscribed
-// machine a woken worker waits for a time slice, which costs more than the
-// split saves (measured: 2 threads 2-9x slower on 1M-element adds at load 6
-// on 2 cores), so using more threads is the user's explicit choice.
+// machine a woken worker waits for a time slice, which can cost more than the
+// split saves (measured at load 6 on the 2-core dev box: 1M-element adds 2-9x
+// slower on 2 threads), so using more threads is the user's explicit choice.
 //
-// Grains (kernels.h), from the measured per-region overhead (~15 us on the
-// 2-core dev machine, under load) against per-element cost: one-flop loops
-// (add, mul, where, copies: ~0.2 ns/element, memory bound) split from 256K
-// elements (kGrainCheap = 128K per thread); exp / tanh / sigmoid (~0.6-1.1
-// ns/element) from 32K (kGrainMath = 16K per thread).
+// Grains (kernels.h), measured on the idle 2-core dev box, 2 threads vs 1,
+// medians of interleaved runs: exp / tanh / sigmoid split from 32K elements
+// (kGrainMath = 16K per thread), where 2 threads already run 1.5-1.8x faster;
+// one-flop loops (add, mul, where, copies: memory bound) split from 256K
+// (kGrainCheap = 128K per thread): 1.1x there, 1.4-1.5x from 1M. Workers spin
+// for ~20-40 us before sleeping (and the caller likewise waits for them), so
+// back-to-back kernels skip the futex wake-up that otherwise made every split
+// below ~1M elements slower.
 //
 // Determinism: elementwise kernels compute each element from its own inputs
 // only, so any split gives the same bits as one thread. Reductions that split
@@ -26,7 +29,7 @@
 // may depend on its thread count; that is OpenBLAS's, not the core's.)
 //
 // The pool: n - 1 persistent workers, started on first use and kept (blocked
-// on a condition variable between regions); piece k goes to worker k (static
+// on a condition variable between regions, after the spin); piece k goes to worker k (static
 // assignment, so a region's thread count is exactly its piece count: the
 // debug counter parallel_last_threads() reports it). One region runs at a
 // time: a second thread (Python threads release the GIL in big matmuls) or a
@@ -44,6 +47,12 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define TG_PAUSE() _mm_pause()
+#else
+#define TG_PAUSE() std::this_thread::yield()
+#endif
 
 #include "tapegrad/kernels.h"
 
@@ -51,6 +60,9 @@ namespace tg {
 namespace {
 
 thread_local bool t_in_region = false;
+// Pause iterations (~20-40 us) a worker waits for the next region, and the
+// caller for the workers, before blocking on the condition variable.
+constexpr int kSpin = 2000;
 std::atomic<int64_t> g_regions{0};
 std::atomic<int> g_last_threads{1};
 
@@ -60,12 +72,13 @@ struct Pool {
   std::condition_variable wake, done;
   std::vector<std::thread> workers;
   uint64_t generation = 0;
+  std::atomic<uint64_t> published{0};  // = generation, readable without m
   // the current region (written under m before generation++)
   RangeFn fn = nullptr;
   void* ctx = nullptr;
   int pieces = 0;
   int64_t n = 0, piece = 0;
-  int remaining = 0;
+  std::atomic<int> remaining{0};  // pieces not yet finished (changed under m)
   std::exception_ptr error;
 
   void run_piece(int k) {
@@ -83,13 +96,19 @@ struct Pool {
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lk(m);
     for (;;) {
+      // Spin briefly before sleeping: back-to-back kernels then start without
+      // a futex wake-up (tens of microseconds on a VM).
+      lk.unlock();
+      for (int i = 0; i < kSpin && published.load(std::memory_order_acquire) == seen; i++)
+        TG_PAUSE();
+      lk.lock();
       wake.wait(lk, [&] { return generation != seen; });
       seen = generation;
       if (k >= pieces) continue;
       lk.unlock();
       run_piece(k);
       lk.lock();
-      if (--remaining == 0) done.notify_one();
+      if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) done.notify_one();
     }
   }
 };
@@ -144,12 +163,14 @@ void parallel_run(int64_t n, int nthreads, int64_t align, RangeFn fn, void* ctx)
     p.remaining = pieces - 1;
     p.error = nullptr;
     p.generation++;
+    p.published.store(p.generation, std::memory_order_release);
   }
   p.wake.notify_all();
   t_in_region = true;
   p.run_piece(0);
   t_in_region = false;
   std::exception_ptr err;
+  for (int i = 0; i < kSpin && p.remaining.load(std::memory_order_acquire) != 0; i++) TG_PAUSE();
   {
     std::unique_lock<std::mutex> lk(p.m);
     p.done.wait(lk, [&] { return p.remaining == 0; });
