@@ -2,7 +2,7 @@
 tanh and sigmoid] in cpp/src/kernels/vec_math.cpp) against libm in double.
 
 Bounds (Note [Vectorised tanh and sigmoid]), measured over all 2^32 patterns: tanh <= 1.331
-ulp, sigmoid <= 2.402 ulp, exp <= 1.004 ulp; tested at 1.5, 2.5 and 1.01 ulp on
+ulp, sigmoid <= 2.402 ulp, exp <= 1.011 ulp; tested at 1.5, 2.5 and 1.02 ulp on
 a sweep of ~4.2M float32 bit patterns spread over the whole range (every 1021st pattern:
 both signs, all exponents, subnormals), plus dense sweeps of the subnormal inputs and of
 the regions where the functions saturate, overflow or underflow, plus +-0, +-inf and
@@ -18,7 +18,7 @@ import pytest
 import tapegrad as tg
 
 # Stated bounds (ulp of the correctly rounded float32 result; see the Note).
-BOUNDS = {"exp": 1.01, "tanh": 1.5, "sigmoid": 2.5}
+BOUNDS = {"exp": 1.02, "tanh": 1.5, "sigmoid": 2.5}
 
 
 def _sigmoid64(x):
@@ -50,7 +50,7 @@ def sweep_inputs(name):
     for lo, hi in EDGES[name]:
         parts.append(np.linspace(lo, hi, 200001, dtype=np.float32))
     # the worst cases of the exhaustive measurement, and their neighbours
-    worst = np.array([0.628309548, -0.628309548, -4.1572938], dtype=np.float32).view(np.uint32)
+    worst = np.array([0.628309548, -0.628309548, -4.1572938, -5.87788439], dtype=np.float32).view(np.uint32)
     parts.append((worst[:, None] + np.arange(-64, 65, dtype=np.int64)[None, :]).astype(np.uint32)
                  .view(np.float32).ravel())
     return np.concatenate(parts)
