@@ -733,12 +733,49 @@ composite("multi_margin_loss-sum", lambda L, x: F(L).multi_margin_loss(x, const(
           lambda x: np_multi_margin(x, MM_TARGET, reduction="sum"), MarginScores(MM_TARGET, 4, 1.0))
 composite("multi_margin_loss-none", lambda L, x: F(L).multi_margin_loss(x, const(L, MM_TARGET), reduction="none"),
           lambda x: np_multi_margin(x, MM_TARGET, reduction="none"), MarginScores(MM_TARGET, 4, 1.0))
-composite("linear-bias", lambda L, x, w, b: F(L).linear(x, w, b), lambda x, w, b: x @ w.T + b,
-          U(5, 3), U(4, 3), U(4,))
-composite("linear-no_bias", lambda L, x, w: F(L).linear(x, w), lambda x, w: x @ w.T, U(5, 3), U(4, 3))
-composite("linear-batched", lambda L, x, w, b: F(L).linear(x, w, b), lambda x, w, b: x @ w.T + b,
-          U(2, 5, 3), U(4, 3), U(4,))
-composite("linear-1d", lambda L, x, w, b: F(L).linear(x, w, bias=b), lambda x, w, b: w @ x + b, U(3,), U(2, 3), U(2,))
+# linear: the fused linear + bias + activation op (F.linear is its activation-free form;
+# nn.Sequential fuses Linear + ReLU/Tanh/Sigmoid into it). torch has no fused activation:
+# its reference is the composite act(F.linear(x, w, b)).
+spec("linear-bias", lambda L, x, w, b: F(L).linear(x, w, b), lambda x, w, b: x @ w.T + b,
+     U(5, 3), U(4, 3), U(4,))
+spec("linear-no_bias", lambda L, x, w: F(L).linear(x, w), lambda x, w: x @ w.T, U(5, 3), U(4, 3))
+spec("linear-batched", lambda L, x, w, b: F(L).linear(x, w, b), lambda x, w, b: x @ w.T + b,
+     U(2, 5, 3), U(4, 3), U(4,))
+spec("linear-1d", lambda L, x, w, b: F(L).linear(x, w, bias=b), lambda x, w, b: w @ x + b, U(3,), U(2, 3), U(2,))
+spec("linear-weight_view", lambda L, x, wt, b: F(L).linear(x, wt.T, b), lambda x, wt, b: x @ wt + b,
+     U(5, 3), U(3, 4), U(4,))
+
+
+def _act(name):
+    return {"relu": lambda L, t: t.relu(), "tanh": lambda L, t: t.tanh(),
+            "sigmoid": lambda L, t: t.sigmoid()}[name]
+
+
+def _np_act(name):
+    return {"relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh,
+            "sigmoid": lambda z: 1 / (1 + np.exp(-z))}[name]
+
+
+def _fused(act):
+    return lambda L, x, w, b: (L._C._linear(x, w, b, act) if L.__name__ == "tapegrad"
+                               else _act(act)(L, F(L).linear(x, w, b)))
+
+
+def _fused_nobias(act):
+    return lambda L, x, w: (L._C._linear(x, w, None, act) if L.__name__ == "tapegrad"
+                            else _act(act)(L, F(L).linear(x, w)))
+
+
+for _a in ("relu", "tanh", "sigmoid"):
+    spec(f"linear-{_a}", _fused(_a), lambda x, w, b, _a=_a: _np_act(_a)(x @ w.T + b),
+         U(5, 3), U(4, 3), U(4,))
+    spec(f"linear-{_a}_batched", _fused(_a), lambda x, w, b, _a=_a: _np_act(_a)(x @ w.T + b),
+         U(2, 3, 6), U(5, 6), U(5,))
+    spec(f"linear-{_a}_no_bias", _fused_nobias(_a), lambda x, w, _a=_a: _np_act(_a)(x @ w.T),
+         U(4, 3), U(2, 3))
+spec("linear-tanh_1d", _fused("tanh"), lambda x, w, b: np.tanh(w @ x + b), U(3,), U(2, 3), U(2,))
+spec("linear-sigmoid_saturated", _fused("sigmoid"), lambda x, w, b: 1 / (1 + np.exp(-(x @ w.T + b))),
+     U(3, 2, lo=-6.0, hi=6.0), U(4, 2, lo=-6.0, hi=6.0), U(4,))
 composite("chain-mlp", lambda L, x, w1, w2: (x @ w1).tanh() @ w2,
           lambda x, w1, w2: np.tanh(x @ w1) @ w2, U(4, 3), U(3, 5), U(5, 2))
 composite("chain-softmax_attention",

@@ -254,6 +254,23 @@ void init_ops(py::module_& m) {
     return mse_loss(x, y, parse_reduction(red, "mse_loss"));
   }, py::arg("input"), py::arg("target"), py::arg("reduction") = "mean");
 
+  // ---------------------------------------------------------------- fused linear
+  // _linear(input, weight, bias=None, activation="none"): the fused linear op
+  // (Note [Fused linear]); nn.functional.linear and nn.Sequential call it. Runs
+  // without the GIL when big, as matmul_gil does.
+  m.def("_linear", [](const Tensor& x, const Tensor& w, py::object b, const std::string& act) {
+    Tensor bias = b.is_none() ? Tensor() : b.cast<Tensor>();
+    Activation a = parse_activation(act, "linear");
+    double work = x.defined() && w.defined() && w.ndim() == 2
+                      ? (double)x.numel() * (double)w.shape()[0] : 0.0;
+    if (work < (double)(1 << 18)) return linear(x, w, bias, a);
+    py::gil_scoped_release release;
+    return linear(x, w, bias, a);
+  }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
+     py::arg("activation") = "none");
+  // For tests of Note [Core threads]: (regions run on the pool, threads of the last one).
+  m.def("_parallel_debug", [] { return py::make_tuple(parallel_regions(), parallel_last_threads()); });
+
   // ---------------------------------------------------------------- creation
   m.def("_empty", [](std::vector<int64_t> s, DType dt) { return Tensor::empty(shape_of(s), dt); });
   m.def("_zeros", [](std::vector<int64_t> s, DType dt) { return Tensor::zeros(shape_of(s), dt); });

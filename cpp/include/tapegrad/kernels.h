@@ -2,6 +2,7 @@
 // tapes; the helpers here only turn tensors into (pointer, stride, count).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -50,6 +51,40 @@ template <> constexpr DType dtype_of<double>() { return DType::Float64; }
 template <> constexpr DType dtype_of<int64_t>() { return DType::Int64; }
 template <> constexpr DType dtype_of<bool>() { return DType::Bool; }
 
+// ---------------------------------------------------------------- threads
+// parallel_for(n, grain, f): calls f(begin, end) over [0, n), split into up to
+// get_num_threads() contiguous pieces (boundaries multiples of `align`) run
+// on the core's thread pool when n >= 2 * grain, else inline as f(0, n). f must
+// only write its own range (Note [Core threads] in cpp/src/kernels/parallel.cpp).
+using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
+int parallel_threads_for(int64_t n, int64_t grain);  // 1: run inline
+void parallel_run(int64_t n, int nthreads, int64_t align, RangeFn fn, void* ctx);
+// Per-element work: elementwise loops of a few flops, and vectorised exp /
+// tanh / sigmoid (measured break-even on 2 cores; see the Note).
+constexpr int64_t kGrainCheap = 131072;
+constexpr int64_t kGrainMath = 16384;
+
+template <class F>
+inline void parallel_for(int64_t n, int64_t grain, F&& f, int64_t align = 64) {
+  if (n < 2 * grain) {
+    f(int64_t(0), n);
+    return;
+  }
+  int nt = parallel_threads_for(n, grain);
+  if (nt <= 1) {
+    f(int64_t(0), n);
+    return;
+  }
+  using Fn = std::remove_reference_t<F>;
+  parallel_run(
+      n, nt, align, [](void* c, int64_t b, int64_t e) { (*static_cast<Fn*>(c))(b, e); },
+      const_cast<void*>(static_cast<const void*>(&f)));
+}
+
+// For tests: regions run on the pool so far, and the threads the last one used.
+int64_t parallel_regions();
+int parallel_last_threads();
+
 // ---------------------------------------------------------------- iteration
 // Strided N-ary loop over `shape`: calls f(ptrs..., inner strides..., n) on
 // each innermost run. Strides are in elements per operand; a broadcast
@@ -67,6 +102,11 @@ struct StridedLoop {
 
   template <class F>
   void run(char** base, const int64_t* elem_size, F&& f) const;
+  // run() split across the core's threads (Note [Core threads]): only for
+  // loops whose operand 0 is a fresh output written once per element (the
+  // map_* helpers), never for accumulating or scattering loops.
+  template <class F>
+  void run_elementwise(char** base, const int64_t* elem_size, F&& f) const;
 };
 
 // Operand k's strides for iterating over `out_shape` (trailing alignment,
@@ -97,6 +137,46 @@ void StridedLoop::run(char** base, const int64_t* elem_size, F&& f) const {
   }
 }
 
+template <class F>
+void StridedLoop::run_elementwise(char** base, const int64_t* elem_size, F&& f) const {
+  int64_t inner = ndim ? shape[ndim - 1] : 1;
+  int64_t inner_strides[kMaxOperands];
+  for (int k = 0; k < nops; k++) inner_strides[k] = ndim ? strides[k][ndim - 1] : 0;
+  int64_t outer = 1;
+  for (int i = 0; i + 1 < ndim; i++) outer *= shape[i];
+  if (inner == 0 || outer == 0) return;
+  if (outer == 1) {  // one run: split it (each element is written once, by one piece)
+    parallel_for(inner, kGrainCheap, [&](int64_t b, int64_t e) {
+      char* ptrs[kMaxOperands];
+      for (int k = 0; k < nops; k++) ptrs[k] = base[k] + b * inner_strides[k] * elem_size[k];
+      f(ptrs, inner_strides, e - b);
+    });
+    return;
+  }
+  // Split the runs: a piece starts at run o0 (its index unravelled once).
+  int64_t grain_runs = std::max<int64_t>(1, kGrainCheap / inner);
+  parallel_for(outer, grain_runs, [&](int64_t o0, int64_t o1) {
+    int64_t idx[kMaxDims] = {};
+    for (int64_t i = ndim - 2, rest = o0; i >= 0; i--) {
+      idx[i] = rest % shape[i];
+      rest /= shape[i];
+    }
+    char* ptrs[kMaxOperands];
+    for (int64_t o = o0; o < o1; o++) {
+      for (int k = 0; k < nops; k++) {
+        int64_t off = 0;
+        for (int i = 0; i + 1 < ndim; i++) off += idx[i] * strides[k][i];
+        ptrs[k] = base[k] + off * elem_size[k];
+      }
+      f(ptrs, inner_strides, inner);
+      for (int i = ndim - 2; i >= 0; i--) {
+        if (++idx[i] < shape[i]) break;
+        idx[i] = 0;
+      }
+    }
+  }, 1);
+}
+
 // out[i] = f(a[i]) for a tensor `a` of type A into a fresh contiguous
 // `out` of type O (same shape). Non-contiguous `a` is walked by strides.
 template <class A, class O, class F>
@@ -105,14 +185,16 @@ void map_unary(const Tensor& a, Tensor& out, F f) {
   O* o = out.data<O>();
   if (a.is_contiguous()) {
     const A* x = a.data<A>();
-    for (int64_t i = 0; i < n; i++) o[i] = f(x[i]);
+    parallel_for(n, kGrainCheap, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; i++) o[i] = f(x[i]);
+    });
     return;
   }
   Strides s[2] = {contiguous_strides(out.shape()), a.strides()};
   StridedLoop loop(out.shape(), 2, s);
   char* base[2] = {(char*)o, (char*)a.data<A>()};
   int64_t es[2] = {sizeof(O), sizeof(A)};
-  loop.run(base, es, [&](char** p, const int64_t* st, int64_t m) {
+  loop.run_elementwise(base, es, [&](char** p, const int64_t* st, int64_t m) {
     O* op = (O*)p[0];
     const A* ap = (const A*)p[1];
     for (int64_t i = 0; i < m; i++) op[i * st[0]] = f(ap[i * st[1]]);
@@ -128,17 +210,23 @@ void map_binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   const B* y = b.data<B>();
   bool ca = a.is_contiguous(), cb = b.is_contiguous();
   if (ca && cb && a.numel() == n && b.numel() == n) {
-    for (int64_t i = 0; i < n; i++) o[i] = f(x[i], y[i]);
+    parallel_for(n, kGrainCheap, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) o[i] = f(x[i], y[i]);
+    });
     return;
   }
   if (ca && b.numel() == 1 && a.numel() == n) {
     B s = *y;
-    for (int64_t i = 0; i < n; i++) o[i] = f(x[i], s);
+    parallel_for(n, kGrainCheap, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) o[i] = f(x[i], s);
+    });
     return;
   }
   if (cb && a.numel() == 1 && b.numel() == n) {
     A s = *x;
-    for (int64_t i = 0; i < n; i++) o[i] = f(s, y[i]);
+    parallel_for(n, kGrainCheap, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) o[i] = f(s, y[i]);
+    });
     return;
   }
   Strides s[3] = {contiguous_strides(out.shape()), broadcast_strides(a, out.shape()),
@@ -146,7 +234,7 @@ void map_binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   StridedLoop loop(out.shape(), 3, s);
   char* base[3] = {(char*)o, (char*)x, (char*)y};
   int64_t es[3] = {sizeof(O), sizeof(A), sizeof(B)};
-  loop.run(base, es, [&](char** p, const int64_t* st, int64_t m) {
+  loop.run_elementwise(base, es, [&](char** p, const int64_t* st, int64_t m) {
     O* op = (O*)p[0];
     const A* ap = (const A*)p[1];
     const B* bp = (const B*)p[2];
@@ -163,7 +251,7 @@ void map_ternary(const Tensor& a, const Tensor& b, const Tensor& c, Tensor& out,
   char* base[4] = {(char*)out.data<O>(), (char*)a.data<A>(), (char*)b.data<B>(),
                    (char*)c.data<C>()};
   int64_t es[4] = {sizeof(O), sizeof(A), sizeof(B), sizeof(C)};
-  loop.run(base, es, [&](char** p, const int64_t* st, int64_t m) {
+  loop.run_elementwise(base, es, [&](char** p, const int64_t* st, int64_t m) {
     O* op = (O*)p[0];
     const A* ap = (const A*)p[1];
     const B* bp = (const B*)p[2];
@@ -195,6 +283,42 @@ double exp_shifted_sum(const double* x, int64_t n, double shift, double* out);
 void exp_inplace(float* x, int64_t n);
 void exp_inplace(double* x, int64_t n);
 
+// ---------------------------------------------------------------- activations
+// The pointwise activations the fused linear applies to its GEMM output, and
+// the kernels behind the standalone exp / tanh / sigmoid ops (one function per
+// activation, shared by both, so that the fused op and its composite compute
+// the same bits; see Note [Fused linear] in cpp/src/ops/matmul.cpp).
+enum class Activation : uint8_t { None, Relu, Tanh, Sigmoid };
+const char* activation_name(Activation act);
+
+// y[i] = f(x[i]) over contiguous runs (y may alias x). float32 runs are
+// vectorised (Note [Vectorised exp], Note [Vectorised tanh and sigmoid] in
+// cpp/src/kernels/vec_math.cpp); float64 runs call libm. Large runs split
+// across the core's threads (Note [Core threads]); the split never changes a
+// value.
+void exp_run(const float* x, float* y, int64_t n);
+void exp_run(const double* x, double* y, int64_t n);
+void tanh_run(const float* x, float* y, int64_t n);
+void tanh_run(const double* x, double* y, int64_t n);
+void sigmoid_run(const float* x, float* y, int64_t n);
+void sigmoid_run(const double* x, double* y, int64_t n);
+
+// The fused linear's one pass over its GEMM output c (rows x n, contiguous):
+// c[i, j] = act(c[i, j] + b[j]) (b may be null: no bias). The addition and
+// the activation are the same operations, in the same order, as add() then
+// the activation op, so the result is bit-identical to the composite.
+void bias_act_rows(float* c, int64_t rows, int64_t n, const float* b, Activation act);
+void bias_act_rows(double* c, int64_t rows, int64_t n, const double* b, Activation act);
+// Its backward pass: dpre[i, j] = g[i, j] * act'(y[i, j]) from the saved
+// output y (unused for None), and, when db is not null, db[j] = sum_i
+// dpre[i, j], the bias gradient, in the same pass. dpre may alias g. The
+// column sums are deterministic: fixed blocks of rows (independent of the
+// thread count), each summed in double, then the blocks in order.
+void act_backward_rows(const float* g, const float* y, float* dpre, int64_t rows, int64_t n,
+                       Activation act, float* db);
+void act_backward_rows(const double* g, const double* y, double* dpre, int64_t rows, int64_t n,
+                       Activation act, double* db);
+
 // ---------------------------------------------------------------- BLAS
 // Row-major C = alpha * op(A) @ op(B) + beta * C, with op = transpose when
 // trans_* is set. The one entry point to BLAS (sgemm / dgemm).
@@ -206,7 +330,8 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
           int64_t ldc);
 
 void set_num_threads(int n);  // BLAS and the core's own loops
-int get_num_threads();
+int get_num_threads();        // as set, or BLAS's default until set
+int core_num_threads();       // the core's loops: as set, or 1 until set
 const char* blas_name();
 
 }  // namespace tg

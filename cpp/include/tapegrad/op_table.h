@@ -59,6 +59,7 @@
   TG_OP(LogSumExp, "logsumexp", reduce)             \
   /* linear algebra */                              \
   TG_OP(Matmul, "matmul", matmul)                   \
+  TG_OP(Linear, "linear", matmul)                   \
   /* shape, views and indexing */                   \
   TG_OP(Reshape, "reshape", shape)                  \
   TG_OP(Permute, "permute", shape)                  \

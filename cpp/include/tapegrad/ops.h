@@ -85,6 +85,13 @@ Tensor sum_to(const Tensor& a, const Shape& shape);
 Tensor matmul(const Tensor& a, const Tensor& b);  // 1-D, 2-D, batched N-D, as torch.matmul
 Tensor dot(const Tensor& a, const Tensor& b);
 Tensor outer(const Tensor& a, const Tensor& b);
+// Fused linear layer: act(input @ weight^T + bias), one recorded op (see Note
+// [Fused linear] in cpp/src/ops/matmul.cpp). input (..., K), weight (N, K),
+// bias (N) or undefined for none -> (..., N). Activation is in kernels.h.
+enum class Activation : uint8_t;
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias, Activation act);
+// "none", "relu", "tanh", "sigmoid" -> Activation; ValueError naming `op` otherwise.
+Activation parse_activation(const std::string& s, const char* op);
 
 // ---- shapes, views and indexing
 Tensor reshape(const Tensor& a, const std::vector<int64_t>& shape);  // one -1 allowed

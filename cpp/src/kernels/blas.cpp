@@ -119,6 +119,10 @@ void set_num_threads(int n) {
 #endif
 }
 
+// The core's own loops (Note [Core threads]): the count set_num_threads()
+// gave, or 1 until it is called.
+int core_num_threads() { return g_num_threads ? g_num_threads : 1; }
+
 int get_num_threads() {
 #ifdef TG_BLAS_OPENBLAS
   if (g_num_threads == 0) return TG_BLAS(openblas_get_num_threads)();

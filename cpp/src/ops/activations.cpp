@@ -9,35 +9,32 @@
 #include "op_common.h"
 
 namespace tg {
+namespace {
 
+// out = f over a contiguous float copy of a (integers compute in float32):
+// f(x, y, n) is a run kernel of kernels.h.
+template <class F>
+Tensor run_unary(const Tensor& a, const char* op, F f) {
+  Tensor x = dense_as(a, float_result(a.dtype()));
+  Tensor out = Tensor::empty(a.shape(), x.dtype());
+  dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    f(x.data<T>(), out.data<T>(), x.numel());
+  });
+  return out;
+}
+
+}  // namespace
 
 // ================================================================ sigmoid
 // y = 1 / (1 + exp(-x))        dx = g * y * (1 - y)
-// Evaluated as exp(x) / (1 + exp(x)) for x < 0 so that neither branch
-// overflows.
-// float32 runs 1 / (1 + exp(-x)) on the vectorised exp (exp(-x) = inf gives
-// exactly 0, so no branch is needed).
+// sigmoid_run (kernels.h): float32 vectorised (Note [Vectorised tanh and
+// sigmoid]), float64 exp(x) / (1 + exp(x)) for x < 0 so that neither branch
+// overflows. The fused linear runs the same kernel.
 Tensor sigmoid(const Tensor& a) {
   TG_TRACE(sigmoid, a);
   check_defined(a, "sigmoid", "input");
-  Tensor out;
-  if (float_result(a.dtype()) == DType::Float32) {
-    Tensor x = dense_as(a, DType::Float32);
-    out = Tensor::empty(a.shape(), DType::Float32);
-    const float* xp = x.data<float>();
-    float* yp = out.data<float>();
-    int64_t n = x.numel();
-    for (int64_t i = 0; i < n; i++) yp[i] = -xp[i];
-    exp_inplace(yp, n);
-    for (int64_t i = 0; i < n; i++) yp[i] = 1.0f / (1.0f + yp[i]);
-  } else {
-    out = unary_float(a, "sigmoid", [](auto x) {
-      using T = decltype(x);
-      if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-      T e = std::exp(x);
-      return e / (T(1) + e);
-    });
-  }
+  Tensor out = run_unary(a, "sigmoid", [](auto* x, auto* y, int64_t n) { sigmoid_run(x, y, n); });
   if (Record* r = record(OpId::Sigmoid, a)) {
     r->save(out);
     finish(r, out);
@@ -53,9 +50,12 @@ void Sigmoid_backward(const Record& r, const Tensor& g, Tensor* gin) {
 
 // ================================================================ tanh
 // y = tanh(x)                  dx = g * (1 - y^2)
+// tanh_run (kernels.h): float32 vectorised (Note [Vectorised tanh and
+// sigmoid]), float64 libm. The fused linear runs the same kernel.
 Tensor tanh(const Tensor& a) {
   TG_TRACE(tanh, a);
-  Tensor out = unary_float(a, "tanh", [](auto x) { return std::tanh(x); });
+  check_defined(a, "tanh", "input");
+  Tensor out = run_unary(a, "tanh", [](auto* x, auto* y, int64_t n) { tanh_run(x, y, n); });
   if (Record* r = record(OpId::Tanh, a)) {
     r->save(out);
     finish(r, out);

@@ -333,6 +333,192 @@ void Matmul_backward(const Record& r, const Tensor& grad, Tensor* gin) {
   });
 }
 
+// ================================================================ linear
+// y = act(x @ W^T + b)         x (..., K), W (N, K), b (N) or none, act in
+//                              none / relu / tanh / sigmoid; y (..., N)
+//                              dpre = g * act'(y)  (from the saved output)
+//                              dx = dpre @ W, dW = dpre^T @ x, db = sum_rows dpre
+//
+// Note [Fused linear]
+// nn.Linear (+ an activation) as one record instead of three (matmul, add,
+// activation): one GEMM, then one pass over its output adding the bias and
+// applying the activation; backward is one pass computing dpre and the bias
+// gradient's column sums together (act_backward_rows), then the two GEMMs.
+// It saves x, W and y (only what the needed gradients use) instead of the
+// composite's x, W, pre-activation and y, and writes one output buffer
+// instead of three.
+//
+// Forward values are bit-identical to the composite matmul(x, W.t()) + b
+// then the activation op: the GEMM is the same call (same operands, layout
+// flags, leading dimensions and beta = 0; the batch dims fold into the rows
+// exactly as matmul folds them), the bias is added to the finished product
+// (not preloaded with beta = 1, which would round differently), and the
+// activation runs the very kernel the standalone op runs (kernels.h). The
+// guarantee holds for a given BLAS and thread count (BLAS results may depend
+// on its thread count in both paths alike). Gradients are not bit-identical:
+// the bias gradient is summed in a different order (in double, per block of
+// rows), and dx / dW come from dpre rather than from the composite's chain.
+//
+// Layouts: x folds its leading dims into rows (one strided run, as matmul's
+// fold_rows; otherwise it is copied); W may be plain or transposed (any view
+// BLAS reads directly), else it is copied.
+namespace {
+
+// `t` as a (rows, C) matrix gemm reads directly, or a contiguous copy of it.
+Tensor as_rows(const Tensor& t, Layout& L, int64_t& rows) {
+  L = fold_rows(t, rows);
+  if (L.ok) return t;
+  Tensor c = contiguous_copy(t);
+  L = fold_rows(c, rows);
+  return c;
+}
+
+// The 2-D `w`, or its transpose when `transpose`, as a gemm operand: the
+// layout matmul's make_mat finds for that view (so the same BLAS call), or a
+// contiguous copy of the view when BLAS cannot read it.
+Tensor as_matrix(const Tensor& w, bool transpose, Layout& L) {
+  Tensor v = w;
+  if (transpose) {
+    Shape s{w.shape()[1], w.shape()[0]};
+    Strides st;
+    st.push_back(w.strides()[1]);
+    st.push_back(w.strides()[0]);
+    v = strided_alias(w, s, st);
+  }
+  L = analyze(v.shape()[0], v.shape()[1], v.strides()[0], v.strides()[1]);
+  if (L.ok) return v;
+  Tensor c = contiguous_copy(v);
+  L = analyze(c.shape()[0], c.shape()[1], c.strides()[0], c.strides()[1]);
+  return c;
+}
+
+void check_linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_defined(x, "linear", "input");
+  check_defined(w, "linear", "weight");
+  auto shapes = [&] {
+    return str("input ", x.describe(), ", weight ", w.describe(),
+               b.defined() ? str(", bias ", b.describe()) : std::string());
+  };
+  bool same = x.dtype() == w.dtype() && (!b.defined() || b.dtype() == x.dtype());
+  TG_CHECK(same && is_floating(x.dtype()), TypeError,
+           "linear: expected float32 or float64 input, weight and bias of one dtype, got ",
+           shapes());
+  TG_CHECK(x.ndim() >= 1, ValueError, "linear: input must be at least 1-D, got ", shapes());
+  TG_CHECK(w.ndim() == 2, ValueError,
+           "linear: weight must be 2-D (out_features, in_features), got ", shapes());
+  TG_CHECK(x.shape()[x.ndim() - 1] == w.shape()[1], ValueError, "linear: ", shapes(),
+           ": input's last dim (", x.shape()[x.ndim() - 1], ") != in_features (", w.shape()[1],
+           ")");
+  TG_CHECK(!b.defined() || (b.ndim() == 1 && b.shape()[0] == w.shape()[0]), ValueError,
+           "linear: ", shapes(), ": bias must be 1-D of size out_features (", w.shape()[0], ")");
+}
+
+}  // namespace
+
+Activation parse_activation(const std::string& s, const char* op) {
+  if (s == "none") return Activation::None;
+  if (s == "relu") return Activation::Relu;
+  if (s == "tanh") return Activation::Tanh;
+  if (s == "sigmoid") return Activation::Sigmoid;
+  throw ValueError(str(op, ": activation must be 'none', 'relu', 'tanh' or 'sigmoid', got '", s,
+                       "'"));
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Activation act) {
+  TG_TRACE(linear, x, w, b, act);
+  check_linear(x, w, b);
+  DType dt = x.dtype();
+  int64_t N = w.shape()[0], K = w.shape()[1];
+  Shape out_shape = Shape::from(x.shape().d, x.ndim() - 1);
+  out_shape.push_back(N);
+  Tensor out = Tensor::empty(out_shape, dt);
+  dispatch_float(dt, "linear", [&](auto tag) {
+    using T = decltype(tag);
+    if (out.numel() == 0) return;
+    T* c = out.data<T>();
+    int64_t rows = out.numel() / N;
+    if (K == 0) {
+      std::memset(c, 0, (size_t)out.numel() * sizeof(T));
+    } else {
+      Layout LX, LW;
+      int64_t xrows;
+      Tensor X = as_rows(x, LX, xrows);
+      Tensor WT = as_matrix(w, true, LW);
+      gemm(LX.trans, LW.trans, rows, N, K, T(1), X.data<T>(), LX.ld, WT.data<T>(), LW.ld, T(0),
+           c, N);
+    }
+    Tensor bd = b.defined() ? dense_as(b, dt) : Tensor();
+    bias_act_rows(c, rows, N, bd.defined() ? bd.data<T>() : nullptr, act);
+  });
+  Record* r = b.defined() ? record(OpId::Linear, x, w, b) : record(OpId::Linear, x, w);
+  if (r) {
+    r->ints = {(int64_t)act};
+    if (act != Activation::None) r->save(out);
+    if (r->needs_input_grad(0)) r->save(w);
+    if (r->needs_input_grad(1)) r->save(x);
+    finish(r, out);
+  }
+  return out;
+}
+void Linear_backward(const Record& r, const Tensor& grad, Tensor* gin) {
+  Activation act = (Activation)r.ints[0];
+  DType dt = r.inputs[0].dtype;
+  const Shape& xs = r.inputs[0].shape;
+  int64_t N = r.inputs[1].shape[0], K = r.inputs[1].shape[1];
+  int64_t rows = numel(Shape::from(xs.d, xs.ndim - 1));
+  bool need_x = r.needs_input_grad(0), need_w = r.needs_input_grad(1);
+  bool need_b = r.inputs.size() > 2 && r.needs_input_grad(2);
+  size_t k = 0;
+  Tensor y = act != Activation::None ? r.saved_tensor(k++) : Tensor();
+  Tensor G = dense_as(grad, dt);
+  dispatch_float(dt, "linear", [&](auto tag) {
+    using T = decltype(tag);
+    // dpre in place of a private copy of g, else in a fresh buffer.
+    Tensor D = G;
+    if (act != Activation::None)
+      D = G.impl() == grad.impl() ? Tensor::empty(G.shape(), dt) : G;
+    Tensor gb;
+    if (need_b) gb = Tensor::empty(r.inputs[2].shape, dt);
+    if (act != Activation::None || need_b) {
+      const T* yp = y.defined() ? dense_as(y, dt).data<T>() : nullptr;
+      act_backward_rows(G.data<T>(), yp, D.data<T>(), rows, N, act,
+                        need_b ? gb.data<T>() : nullptr);
+    }
+    if (need_b) gin[2] = gb;
+    const T* dp = D.data<T>();
+    if (need_x) {
+      Tensor gx = Tensor::empty(xs, dt);
+      if (gx.numel() > 0) {
+        if (N == 0) {
+          std::memset(gx.data<T>(), 0, (size_t)gx.numel() * sizeof(T));
+        } else {
+          Layout LW;
+          Tensor W = as_matrix(r.saved_tensor(k), false, LW);
+          gemm(false, LW.trans, rows, K, N, T(1), dp, N, W.data<T>(), LW.ld, T(0), gx.data<T>(),
+               K);
+        }
+      }
+      gin[0] = gx;
+      k++;
+    }
+    if (need_w) {
+      Tensor gw = Tensor::empty(r.inputs[1].shape, dt);
+      if (gw.numel() > 0) {
+        if (rows == 0) {
+          std::memset(gw.data<T>(), 0, (size_t)gw.numel() * sizeof(T));
+        } else {
+          Layout LX;
+          int64_t xrows;
+          Tensor X = as_rows(r.saved_tensor(k), LX, xrows);
+          gemm(true, LX.trans, N, K, rows, T(1), dp, N, X.data<T>(), LX.ld, T(0), gw.data<T>(),
+               K);
+        }
+      }
+      gin[1] = gw;
+    }
+  });
+}
+
 // ================================================================ dot / outer
 // dot(a, b) = a @ b for 1-D a, b (a 0-d result)
 Tensor dot(const Tensor& a, const Tensor& b) {

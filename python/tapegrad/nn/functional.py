@@ -54,9 +54,23 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
 
 
 def linear(input, weight, bias=None):
-    """y = x W^T + b, with PyTorch's weight layout (out_features, in_features)."""
+    """y = x W^T + b, with PyTorch's weight layout (out_features, in_features).
+
+    One recorded op (the fused linear, see Note [Fused linear] in
+    cpp/src/ops/matmul.cpp): its values are bit-identical to
+    ``input.matmul(weight.t()) + bias``. A 1-D weight or a bias that is not 1-D
+    (both of which torch accepts) take that composite path.
+    """
+    if weight.ndim == 2 and (bias is None or bias.ndim == 1):
+        return _C._linear(input, weight, bias, "none")
     out = input.matmul(weight.t())
     return out if bias is None else out + bias
+
+
+def _linear_act(input, weight, bias, activation):
+    """act(input @ weight^T + bias) as one fused op; activation in
+    'none', 'relu', 'tanh', 'sigmoid' (used by nn.Sequential)."""
+    return _C._linear(input, weight, bias, activation)
 
 
 def dropout(input, p=0.5, training=True):

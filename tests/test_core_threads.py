@@ -1,0 +1,144 @@
+"""The core's own threads (Note [Core threads] in cpp/src/kernels/parallel.cpp).
+
+tg.set_num_threads(n) splits large elementwise kernels (and the reductions that own
+a fixed block split) over up to n threads. Results are bit-identical for every n;
+small tensors never go to the pool; a large kernel really runs on 2 threads when
+n = 2 (counted by the pool's debug counter, not timed: the machine is noisy).
+
+Each check runs in a fresh interpreter: setting the thread count cannot be undone
+(the core uses one thread until it is first set), and the checks' big allocations
+would otherwise shape the heap that later tests measure (RSS tests).
+"""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+BIG = 1 << 20  # well above every kernel's threshold
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def isolated(fn):
+    """Runs the check `fn` in a fresh interpreter; its failure fails the test."""
+    def test():
+        r = subprocess.run([sys.executable, "-c", f"import test_core_threads as t; t.{fn.__name__}()"],
+                           cwd=HERE, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+    test.__name__ = "test" + fn.__name__
+    test.__doc__ = fn.__doc__
+    return test
+
+
+def _ops():
+    rng = np.random.default_rng(0)
+    out = {}
+    for dt in (np.float32, np.float64):
+        a = tg.tensor(rng.uniform(-6, 6, BIG).astype(dt))
+        b = tg.tensor(rng.uniform(-6, 6, BIG).astype(dt))
+        m = tg.tensor(rng.uniform(-6, 6, (1024, 1024)).astype(dt))
+        col = tg.tensor(rng.uniform(-1, 1, (1024, 1)).astype(dt))
+        # in_features = 1: each GEMM output is one exact product, so the BLAS (whose
+        # results may depend on its own thread count) cannot change a bit, and what is
+        # compared is the core's bias + activation pass and its bias-gradient sums.
+        x = tg.tensor(rng.standard_normal((4096, 1)).astype(dt), requires_grad=True)
+        w = tg.tensor(rng.standard_normal((96, 1)).astype(dt), requires_grad=True)
+        bias = tg.tensor(rng.standard_normal(96).astype(dt), requires_grad=True)
+        name = np.dtype(dt).name
+        out[f"add_{name}"] = a + b
+        out[f"mul_scalar_{name}"] = a * 3.0
+        out[f"exp_{name}"] = tg.exp(a)
+        out[f"tanh_{name}"] = tg.tanh(a)
+        out[f"sigmoid_{name}"] = tg.sigmoid(a)
+        out[f"relu_{name}"] = tg.relu(a)
+        out[f"where_{name}"] = tg.where(a > 0, a, b)
+        out[f"bcast_add_{name}"] = m + col
+        out[f"transposed_mul_{name}"] = m.t() * m
+        out[f"softmax_long_row_{name}"] = a.reshape(1, -1).softmax(dim=1)
+        out[f"logsumexp_long_row_{name}"] = a.reshape(1, -1).logsumexp(dim=1)
+        for act in ("none", "relu", "tanh", "sigmoid"):
+            y = tg._C._linear(x, w, bias, act)
+            (gb,) = tg.autograd.grad([(y * y).sum()], [bias])
+            out[f"linear_{act}_{name}"] = y
+            out[f"linear_{act}_gb_{name}"] = gb
+    return {k: np.array(v.detach().numpy(), copy=True) for k, v in out.items()}
+
+
+def _results_identical_across_thread_counts():
+    results = {}
+    for n in (1, 2, 3, 4):
+        tg.set_num_threads(n)
+        assert tg.get_num_threads() == n
+        results[n] = _ops()
+    for n in (2, 3, 4):
+        for k, v in results[1].items():
+            np.testing.assert_array_equal(results[n][k], v, err_msg=f"{k} with {n} threads")
+
+
+def _large_kernel_runs_on_two_threads():
+    x = tg.tensor(np.linspace(-5, 5, BIG, dtype=np.float32))
+    tg.set_num_threads(2)
+    regions, _ = tg._C._parallel_debug()
+    y2 = tg.tanh(x)
+    regions2, threads = tg._C._parallel_debug()
+    assert regions2 > regions and threads == 2
+    z = x + x
+    regions3, threads = tg._C._parallel_debug()
+    assert regions3 > regions2 and threads == 2
+    tg.set_num_threads(1)
+    y1 = tg.tanh(x)
+    assert tg._C._parallel_debug()[0] == regions3  # one thread: never the pool
+    np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+    np.testing.assert_array_equal(z.numpy(), (x.numpy() * 2))
+
+
+def _small_tensors_stay_on_the_calling_thread():
+    tg.set_num_threads(4)
+    x = tg.tensor(np.linspace(-1, 1, 4096, dtype=np.float32))
+    regions, _ = tg._C._parallel_debug()
+    for _ in range(10):
+        tg.tanh(x), x + x, tg.exp(x) * x, tg.sigmoid(x).sum()
+        tg._C._linear(x.reshape(64, 64), x.reshape(64, 64), None, "tanh")
+    assert tg._C._parallel_debug()[0] == regions
+
+
+def test_set_num_threads_rejects_nonpositive():
+    with pytest.raises(ValueError, match="set_num_threads"):
+        tg.set_num_threads(0)
+
+
+def _child(q):
+    x = tg.tensor(np.linspace(-5, 5, BIG, dtype=np.float32))
+    q.put(float(tg.tanh(x).sum().item()))
+
+
+def _pool_works_after_fork():
+    tg.set_num_threads(2)
+    x = tg.tensor(np.linspace(-5, 5, BIG, dtype=np.float32))
+    want = float(tg.tanh(x).sum().item())  # the parent's pool is running
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(q,))
+    p.start()
+    p.join(120)
+    assert p.exitcode == 0, "the forked child hung or failed using the pool"
+    assert q.get(timeout=5) == want
+
+
+def _default_is_one_core_thread():
+    """Until set_num_threads is called, no kernel goes to the pool."""
+    tg.tanh(tg.tensor(np.linspace(-5, 5, BIG, dtype=np.float32)))
+    assert tg._C._parallel_debug()[0] == 0
+
+
+test_results_identical_across_thread_counts = isolated(_results_identical_across_thread_counts)
+test_large_kernel_runs_on_two_threads = isolated(_large_kernel_runs_on_two_threads)
+test_small_tensors_stay_on_the_calling_thread = isolated(_small_tensors_stay_on_the_calling_thread)
+test_default_is_one_core_thread = isolated(_default_is_one_core_thread)
+test_pool_works_after_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")(
+    isolated(_pool_works_after_fork))
