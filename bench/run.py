@@ -201,6 +201,14 @@ def render(workload_runs, only):
                             row.append("" if fr is None else f"{100 * fr:.0f}%")
                     lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+        replay = w0.get("replay_row")
+        if replay:  # the replay targets are stated against the peers, not eager tapegrad
+            lines += [f"_{replay}, time of each peer / replay time (paired medians): " + "; ".join(
+                f"{n} threads {g['config']}: " + ", ".join(
+                    f"{peer} {ratio:.1f}x" for peer in ("PyTorch eager", "JAX jit", "NumPy by hand")
+                    if (ratio := paired_ratio(g["results"].get(peer), g["results"].get(replay)))
+                    is not None)
+                for n, w in per_thread for g in w["groups"]) + "._", ""]
         notes = {w.get("note") for _, w in per_thread if w.get("note")}
         lines += [f"_{t}_" for t in sorted(notes)]
         for n, w in per_thread[:1]:

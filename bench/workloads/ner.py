@@ -197,6 +197,7 @@ def run(cfg, measure, log):
     return {"id": "w2", "title": "Workload 2: window NER training step "
                                  "(20k x 50 embeddings, 250 -> 100 -> 5, SGD + sparse rows)",
             "unit": "steps/s", "per_call": 1, "groups": groups, "floor_how": floor.how,
+            "libraries": list(BUILDERS), "replay_row": "tapegrad tg.compile",
             "note": f"BLAS floor: the {floor.n_gemms} GEMMs of the two Linears "
                     f"(forward x@W^T, dW = dy^T@x, dx = dy@W) alone, {floor.how}.",
             "check": check()}

@@ -90,21 +90,45 @@ _TENSOR = object()
 
 class _Entry:
     """One recorded program and the Python state it was recorded under."""
-    __slots__ = ("calls", "program", "out_spec", "out_slots", "modules", "training",
-                 "optimizers", "hyper")
+    __slots__ = ("calls", "program", "out_spec", "modules", "training", "optimizers",
+                 "groups", "hyper")
 
     def __init__(self):
         self.calls = 0
         self.program = None
 
+    def remember_state(self, modules, optimizers):
+        self.modules = list({id(m): m for m in modules}.values())
+        self.training = [m.training for m in self.modules]
+        self.optimizers = list({id(o): o for o in optimizers}.values())
+        # Shallow copies of the param groups: comparing them with the live ones
+        # is one C-level comparison per call (values that did not change are
+        # the same objects). Tensor-valued options can change in place, so an
+        # optimizer holding one is compared by value instead (_hyperparameters).
+        self.groups = [None if _has_tensor_option(o) else [dict(g) for g in o.param_groups]
+                       for o in self.optimizers]
+        self.hyper = [_hyperparameters(o) for o in self.optimizers]
+
     def python_state_matches(self):
         for module, training in zip(self.modules, self.training):
             if module.training != training:
                 return False
-        for opt, hyper in zip(self.optimizers, self.hyper):
-            if _hyperparameters(opt) != hyper:
+        for opt, groups, hyper in zip(self.optimizers, self.groups, self.hyper):
+            if groups is None:
+                if _hyperparameters(opt) != hyper:
+                    return False
+                continue
+            try:
+                if opt.param_groups != groups or len(opt.state) != hyper[1]:
+                    return False
+            except Exception:  # a replaced 'params' list compares tensors: state changed
                 return False
         return True
+
+
+def _has_tensor_option(optimizer):
+    return any(isinstance(v, Tensor) for g in optimizer.param_groups
+               for k, v in g.items() if k != "params")
 
 
 class CompiledFunction:
@@ -129,16 +153,17 @@ class CompiledFunction:
 
     def __call__(self, *args, **kwargs):
         last = self._last
-        # Fast path: positional tensors only, same Python state as last time.
+        # Fast path: positional arguments, same Python state as last time; the
+        # program checks that every argument is a tensor like the recorded one.
         if not kwargs and last is not None and last[0] is None:
             entry = last[1]
             if (entry.program is not None and _C.is_grad_enabled() == last[2]
-                    and all(type(a) is Tensor or isinstance(a, Tensor) for a in args)
                     and entry.python_state_matches()):
-                out = entry.program.run(args, entry.out_slots)
+                out = entry.program.run(args)
                 if out is not None:
                     self.replays += 1
-                    return _unflatten(entry.out_spec, iter(out))
+                    spec = entry.out_spec
+                    return out[0] if spec is _TENSOR else _unflatten(spec, iter(out))
         return self._call_slow(args, kwargs)
 
     def _call_slow(self, args, kwargs):
@@ -163,7 +188,7 @@ class CompiledFunction:
         fast = None if (not kwargs and all(isinstance(a, Tensor) for a in args)) else key
         self._last = (fast, entry, grad_mode)
         if entry.program is not None and entry.python_state_matches():
-            out = entry.program.run(tensors, entry.out_slots)
+            out = entry.program.run(tuple(tensors))
             if out is not None:
                 self.replays += 1
                 return _unflatten(entry.out_spec, iter(out))
@@ -188,17 +213,14 @@ class CompiledFunction:
             result = self.fn(*args, **kwargs)
             outs = []
             out_spec = _flatten(result, outs)
-            out_slots = [program.output_slot(o) for o in outs]
+            for o in outs:
+                program.add_output(o)
         finally:
             program.end()
             _recorder = None
         entry.program = program
         entry.out_spec = out_spec
-        entry.out_slots = out_slots
-        entry.modules = list({id(m): m for m in recorder.modules}.values())
-        entry.training = [m.training for m in entry.modules]
-        entry.optimizers = list({id(o): o for o in recorder.optimizers}.values())
-        entry.hyper = [_hyperparameters(o) for o in entry.optimizers]
+        entry.remember_state(recorder.modules, recorder.optimizers)
         self.records += 1
         return result
 

@@ -37,8 +37,9 @@ static int check_int(int64_t v, const char* what) {
 // product or a rank-1 update; BLAS's GEMM still packs both operands for it,
 // which for the small models this library is for (batch 1: x @ W^T is 1 x 250
 // by 250 x 100) costs several times the arithmetic. Those shapes go to GEMV /
-// GER instead. With beta == 0 the output is cleared first: GEMV and GER read C
-// (a reused buffer may hold NaN), GEMM does not.
+// GER instead. With beta == 0 GEMV's output is cleared first (GEMV reads C,
+// and a reused buffer may hold NaN; GEMM does not), and an outer product is
+// written directly rather than cleared and then accumulated by GER.
 template <class T>
 struct Blas;
 template <>
@@ -87,8 +88,19 @@ static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
                   trans_a ? M : K, alpha, a, LDA, b, trans_b ? 1 : LDB, beta, c, LDC);
     return;
   }
-  if (k == 1 && (beta == T(0) || beta == T(1))) {  // C = alpha a b^T + beta C
-    if (beta == T(0)) clear_or_scale(c, m, n, ldc, beta);
+  if (k == 1 && beta == T(0)) {  // C = alpha a b^T, written in one pass (no clear, no GER)
+    const int64_t inc_a = trans_a ? 1 : lda, inc_b = trans_b ? ldb : 1;
+    for (int64_t i = 0; i < m; i++) {
+      const T ai = alpha * a[i * inc_a];
+      T* ci = c + i * ldc;
+      if (inc_b == 1)
+        for (int64_t j = 0; j < n; j++) ci[j] = ai * b[j];
+      else
+        for (int64_t j = 0; j < n; j++) ci[j] = ai * b[j * inc_b];
+    }
+    return;
+  }
+  if (k == 1 && beta == T(1)) {  // C += alpha a b^T
     Blas<T>::ger(CblasRowMajor, M, N, alpha, a, trans_a ? 1 : LDA, b, trans_b ? LDB : 1, c, LDC);
     return;
   }
