@@ -90,3 +90,45 @@ def test_repeated_backwards_reuse_scratch_and_stay_correct(n):
             y = y + 0.5
         y.sum().backward()
     np.testing.assert_allclose(to_np(x.grad), np.full(16, n * 1.0001 ** 32), rtol=1e-12)
+
+
+def sparse_embedding_grad(retain=False, user_grad=None, padding_idx=None):
+    emb = tg.nn.Embedding(10, 3, sparse=True, padding_idx=padding_idx).double()
+    ids = tg.tensor([[1, 4], [4, 7]])
+    out = emb(ids)
+    if retain:
+        out.retain_grad()
+    if user_grad is not None:
+        out.backward(user_grad)
+    else:
+        (out * tg.from_numpy(np.arange(12.0).reshape(2, 2, 3))).sum().backward()
+    return emb, out
+
+
+def dense_of(sparse_grad):
+    return to_np(sparse_grad.to_dense())
+
+
+def test_sparse_embedding_grad_keeps_the_incoming_buffer_only_when_unseen():
+    # Embedding's backward keeps the upstream gradient as the row-sparse values
+    # when nothing else holds it; a retained grad or a user's gradient is copied.
+    g = np.arange(12.0).reshape(2, 2, 3)
+    ref = np.zeros((10, 3))
+    for row, idx in zip(g.reshape(4, 3), [1, 4, 4, 7]):
+        ref[idx] += row
+    emb, _ = sparse_embedding_grad()
+    np.testing.assert_array_equal(dense_of(emb.weight.grad), ref)
+
+    emb, out = sparse_embedding_grad(retain=True)
+    out.grad.mul_(0.0)  # the retained gradient changes; the embedding's must not
+    np.testing.assert_array_equal(dense_of(emb.weight.grad), ref)
+
+    user = tg.from_numpy(g.copy())
+    emb, _ = sparse_embedding_grad(user_grad=user)
+    user.mul_(0.0)
+    np.testing.assert_array_equal(dense_of(emb.weight.grad), ref)
+
+    emb, _ = sparse_embedding_grad(padding_idx=4)  # rows dropped: always a compacted copy
+    ref_pad = ref.copy()
+    ref_pad[4] = 0.0
+    np.testing.assert_array_equal(dense_of(emb.weight.grad), ref_pad)

@@ -105,6 +105,9 @@ using LocationHook = void (*)(std::string* out);
 void set_location_hook(LocationHook hook);
 // False iff t is floating and holds a NaN or an Inf.
 bool all_finite(const Tensor& t);
+// Whether nothing but this handle can observe t's buffer, so a backward may
+// write into it or keep it (Note [Owned gradient buffers] in tape.cpp).
+bool sole_owner(const Tensor& t);
 
 class Tape {
  public:

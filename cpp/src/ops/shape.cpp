@@ -751,8 +751,10 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
     const T* src = w.data<T>();
     T* dst = out.data<T>();
     if (D == 0) return;
-    for (int64_t i = 0; i < N; i++)
+    for (int64_t i = 0; i < N; i++) {
+      if (i + kRowsAhead < N) prefetch_row<false>(src + ip[i + kRowsAhead] * row, D * sizeof(T));
       std::memcpy(dst + i * D, src + ip[i] * row, (size_t)D * sizeof(T));
+    }
   });
   if (Record* r = record(OpId::Embedding, indices, weight)) {
     r->save(idx);
@@ -769,6 +771,7 @@ void Embedding_backward(const Record& r, const Tensor& g, Tensor* gin) {
   int64_t pad = r.ints[0];
   bool sparse = r.ints[1] && r.inputs[1].leaf;
   int64_t D = ws[1], N = idx.numel();
+  const bool own_g = sole_owner(g);  // before gc below takes a second reference
   Tensor gc = contiguous_nograd(g);
   const int64_t* ip = idx.data<int64_t>();
   int64_t kept = N;
@@ -777,8 +780,18 @@ void Embedding_backward(const Record& r, const Tensor& g, Tensor* gin) {
     for (int64_t i = 0; i < N; i++) kept += ip[i] != pad;
   }
   if (sparse) {
-    // Copies, never views: the gradient outlives this backward.
     Tensor rows = Tensor::empty({kept}, DType::Int64);
+    if (kept == N && own_g) {
+      // The incoming gradient, laid out as (N, D), already is the values, and
+      // nothing else can see it: keep it instead of copying N rows.
+      int64_t* ri = rows.data<int64_t>();
+      std::memcpy(ri, ip, (size_t)N * sizeof(int64_t));
+      Shape vs{N, D};
+      r.sparse_grad_out = RowSparse::make(rows, make_view(g, vs, contiguous_strides(vs), 0), ws);
+      r.sparse_input = 1;
+      return;
+    }
+    // Otherwise copies, never views: the gradient outlives this backward.
     Tensor vals = Tensor::empty({kept, D}, g.dtype());
     dispatch_float(g.dtype(), "embedding", [&](auto tag) {
       using T = decltype(tag);

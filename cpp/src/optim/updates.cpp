@@ -201,7 +201,8 @@ Ref<RowSparse> sgd_sparse(const Tensor& param, const RowSparse& grad,
       const T* v = g->values.template data<T>();
       const int64_t* idx = g->indices.data<int64_t>();
       const T neg_lr = (T)(o.maximize ? o.lr : -o.lr);
-      for (int64_t k = 0; k < g->nnz(); k++) {
+      for (int64_t k = 0, nnz = g->nnz(); k < nnz; k++) {
+        if (k + kRowsAhead < nnz) prefetch_row<true>(p + idx[k + kRowsAhead] * rs, rs * sizeof(T));
         T* pr = p + idx[k] * rs;
         const T* vr = v + k * rs;
         for (int64_t j = 0; j < rs; j++) pr[j] = std::fma(vr[j], neg_lr, pr[j]);
@@ -335,7 +336,11 @@ void adagrad_sparse(const Tensor& param, const RowSparse& grad, const Tensor& su
     const T* gv = g->values.template data<T>();
     const int64_t* idx = g->indices.data<int64_t>();
     const T eps = (T)o.eps, neg_clr = (T)(-clr);
-    for (int64_t k = 0; k < g->nnz(); k++) {
+    for (int64_t k = 0, nnz = g->nnz(); k < nnz; k++) {
+      if (k + kRowsAhead < nnz) {
+        prefetch_row<true>(p + idx[k + kRowsAhead] * rs, rs * sizeof(T));
+        prefetch_row<true>(s + idx[k + kRowsAhead] * rs, rs * sizeof(T));
+      }
       T* pr = p + idx[k] * rs;
       T* sr = s + idx[k] * rs;
       const T* vr = gv + k * rs;
@@ -506,7 +511,13 @@ void sparse_adam(const Tensor& param, const RowSparse& grad, const Tensor& exp_a
     const int64_t* idx = g->indices.data<int64_t>();
     const T one_m_beta1 = (T)(1 - o.beta1), one_m_beta2 = (T)(1 - o.beta2);
     const T eps = (T)o.eps, neg_step = (T)(-step_size);
-    for (int64_t k = 0; k < g->nnz(); k++) {
+    for (int64_t k = 0, nnz = g->nnz(); k < nnz; k++) {
+      if (k + kRowsAhead < nnz) {
+        int64_t ahead = idx[k + kRowsAhead] * rs;
+        prefetch_row<true>(p + ahead, rs * sizeof(T));
+        prefetch_row<true>(m + ahead, rs * sizeof(T));
+        prefetch_row<true>(v + ahead, rs * sizeof(T));
+      }
       int64_t off = idx[k] * rs;
       const T* vr = gv + k * rs;
       for (int64_t j = 0; j < rs; j++) {

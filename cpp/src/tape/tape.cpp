@@ -275,15 +275,6 @@ void Tape::compact() {
 }
 
 // ---------------------------------------------------------------- backward
-namespace {
-
-// Sums a broadcast gradient back to the input's shape (a no-op, no copy,
-// when it already has it).
-Tensor reduce_to_shape(Tensor&& g, const Shape& shape) {
-  if (g.shape() == shape) return std::move(g);
-  return sum_to(g, shape);
-}
-
 // Note [Owned gradient buffers]
 // A gradient may alias a tensor that something else owns: a user's
 // gradient, a saved output, a view of either, NumPy memory. Accumulation
@@ -299,6 +290,15 @@ bool sole_owner(const Tensor& t) {
          impl->storage->refcount_.load(std::memory_order_acquire) == 1 &&
          !impl->storage->deleter && impl->offset == 0 && impl->record < 0 &&
          !impl->requires_grad && t.is_contiguous();
+}
+
+namespace {
+
+// Sums a broadcast gradient back to the input's shape (a no-op, no copy,
+// when it already has it).
+Tensor reduce_to_shape(Tensor&& g, const Shape& shape) {
+  if (g.shape() == shape) return std::move(g);
+  return sum_to(g, shape);
 }
 
 // slot += g. Callers pass g by value (moved in where they can), so a fresh

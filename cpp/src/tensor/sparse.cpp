@@ -70,9 +70,11 @@ void RowSparse::add_to(Tensor& dense, double alpha) const {
     const T* src = v.data<T>();
     T* dst = dense.data<T>();
     T a = (T)alpha;
-    for (int64_t i = 0; i < nnz(); i++) {
+    for (int64_t i = 0, n = nnz(); i < n; i++) {
       TG_CHECK(idx[i] >= 0 && idx[i] < rows, IndexError, "sparse gradient: row ", idx[i],
                " is out of range for ", to_string(dense_shape));
+      if (i + kRowsAhead < n && idx[i + kRowsAhead] >= 0 && idx[i + kRowsAhead] < rows)
+        prefetch_row<true>(dst + idx[i + kRowsAhead] * rs, rs * sizeof(T));
       T* d = dst + idx[i] * rs;
       const T* s = src + i * rs;
       for (int64_t j = 0; j < rs; j++) d[j] += a * s[j];

@@ -124,6 +124,13 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
         raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 are supported, got {p}")
     if weight is not None:
         raise ValueError("multi_margin_loss: class weights are not supported")
+    if not input.dtype.is_floating_point:
+        # torch: '"multi_margin_loss_cpu_kernel" not implemented for 'Bool'' (and Long)
+        raise TypeError(f"multi_margin_loss: input must be float32 or float64, got {input.dtype} "
+                        f"{list(input.shape)}")
+    if target.dtype != _C.dtype.int64:
+        raise TypeError(f"multi_margin_loss: target must be int64 class indices, got "
+                        f"{target.dtype} {list(target.shape)}")
     if input.ndim > 2 or target.ndim > 1:
         raise ValueError(f"multi_margin_loss: expected input (N, C) or (C) and target (N) or (), "
                          f"got {list(input.shape)} and {list(target.shape)}")
