@@ -364,3 +364,33 @@ def test_memory_stats_and_cache_controls():
     tg.empty_cache()
     with pytest.raises(ValueError, match="set_cache_limit"):
         tg.set_cache_limit(-1)
+
+
+def test_memory_stats_count_every_thread_and_keep_exited_ones():
+    # Each thread counts its own hits and cached bytes (no shared atomics on the
+    # allocation path); stats() sums the live threads and keeps what exited
+    # threads counted. An exiting thread gives its cached blocks back.
+    if tg.memory_stats()["cache_limit"] == 0:
+        pytest.skip("caching is off (TAPEGRAD_CACHE_LIMIT=0, as in the sanitizer job)")
+    before = tg.memory_stats()
+    seen = {}
+    ready, done = threading.Event(), threading.Event()
+
+    def worker():
+        for _ in range(200):
+            (tg.randn(32, 32) * 2.0).sum()
+        seen["hits"] = tg.memory_stats()["cache_hits"]
+        seen["bytes"] = tg.memory_stats()["bytes_cached"]
+        ready.set()
+        done.wait()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    ready.wait()
+    assert seen["hits"] >= before["cache_hits"] + 200 * 3  # the live thread's hits are seen
+    assert seen["bytes"] > before["bytes_cached"]           # and the blocks it cached
+    done.set()
+    t.join()
+    after = tg.memory_stats()
+    assert after["cache_hits"] >= seen["hits"]              # kept after the thread exited
+    assert after["bytes_cached"] <= seen["bytes"]

@@ -19,7 +19,15 @@ namespace tg {
 // ---------------------------------------------------------------- dtype
 enum class DType : uint8_t { Float32, Float64, Int64, Bool };
 
-size_t itemsize(DType dt);
+inline size_t itemsize(DType dt) {
+  switch (dt) {
+    case DType::Float32: return 4;
+    case DType::Float64: return 8;
+    case DType::Int64: return 8;
+    case DType::Bool: return 1;
+  }
+  return 0;
+}
 const char* dtype_name(DType dt);  // "float32", ...
 inline bool is_floating(DType dt) { return dt == DType::Float32 || dt == DType::Float64; }
 // NumPy/PyTorch promotion: bool < int64 < float32 < float64.

@@ -22,7 +22,7 @@ Tensor cast_nograd(const Tensor& t, DType dt) {
 }
 
 Tensor strided_alias(const Tensor& t, const Shape& shape, const Strides& strides) {
-  Ref<TensorImpl> v(new TensorImpl());
+  Ref<TensorImpl> v(new TensorImpl);
   v->storage = t.impl()->storage;
   v->offset = t.impl()->offset;
   v->shape = shape;

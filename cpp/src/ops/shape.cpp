@@ -20,7 +20,7 @@ namespace tg {
 // ---------------------------------------------------------------- helpers
 static Tensor make_view(const Tensor& a, const Shape& shape, const Strides& strides,
                         int64_t offset) {
-  Ref<TensorImpl> t(new TensorImpl());
+  Ref<TensorImpl> t(new TensorImpl);
   t->storage = a.impl()->storage;
   t->offset = offset;
   t->shape = shape;

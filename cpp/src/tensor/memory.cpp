@@ -1,8 +1,10 @@
 // The per-thread caching allocator (see Note [Caching allocator]).
 #include "tapegrad/memory.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <vector>
 
@@ -17,8 +19,6 @@ constexpr int kMaxClasses = kSmallClasses + 4 * 52;
 
 std::atomic<uint64_t> g_system_allocations{0};
 std::atomic<uint64_t> g_system_frees{0};
-std::atomic<uint64_t> g_cache_hits{0};
-std::atomic<uint64_t> g_bytes_cached{0};
 // TAPEGRAD_CACHE_LIMIT (bytes) overrides the default; the sanitizer job sets
 // it to 0 so that AddressSanitizer sees every free.
 size_t initial_cache_limit() {
@@ -64,9 +64,20 @@ void system_free(void* p) {
   g_system_frees.fetch_add(1, std::memory_order_relaxed);
 }
 
+// A counter only its thread writes: a plain load and store, no locked
+// read-modify-write on the allocation path; stats() reads it from any thread.
+struct OwnedCounter {
+  std::atomic<uint64_t> v{0};
+  void add(uint64_t d) { v.store(v.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+  void sub(uint64_t d) { v.store(v.load(std::memory_order_relaxed) - d, std::memory_order_relaxed); }
+  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
 struct Cache {
   std::vector<void*> free[kMaxClasses];
-  size_t bytes = 0;
+  size_t bytes = 0;  // what the free lists hold (published in bytes_cached)
+  OwnedCounter hits;
+  OwnedCounter bytes_cached;
 
   void release_all() {
     for (int c = 0; c < kMaxClasses; c++) {
@@ -74,10 +85,18 @@ struct Cache {
       free[c].clear();
       free[c].shrink_to_fit();
     }
-    g_bytes_cached.fetch_sub(bytes, std::memory_order_relaxed);
+    bytes_cached.sub(bytes);
     bytes = 0;
   }
 };
+
+// Every live thread's cache, for stats(); the hits of exited threads.
+std::mutex g_registry_mutex;
+std::vector<Cache*>& registry() {
+  static auto* caches = new std::vector<Cache*>();  // never destroyed: threads may outlive statics
+  return *caches;
+}
+uint64_t g_retired_hits = 0;  // guarded by g_registry_mutex
 
 // Note [Thread cache lifetime]
 // The cache pointer is a plain thread_local (no destructor, so it stays
@@ -91,6 +110,12 @@ thread_local Cache* t_cache = nullptr;
 struct CacheOwner {
   ~CacheOwner() {
     if (t_cache && t_cache != kDead) {
+      {
+        std::lock_guard<std::mutex> lock(g_registry_mutex);
+        auto& caches = registry();
+        caches.erase(std::find(caches.begin(), caches.end(), t_cache));
+        g_retired_hits += t_cache->hits.get();
+      }
       t_cache->release_all();
       delete t_cache;
     }
@@ -99,12 +124,21 @@ struct CacheOwner {
 };
 thread_local CacheOwner t_owner;
 
-Cache* thread_cache() {
-  if (t_cache == nullptr) {
-    t_cache = new Cache();
-    (void)&t_owner;  // odr-use: registers the owner's destructor for this thread
+__attribute__((noinline)) Cache* create_thread_cache() {
+  auto* cache = new Cache();
+  {
+    std::lock_guard<std::mutex> lock(g_registry_mutex);
+    registry().push_back(cache);
   }
-  return t_cache == kDead ? nullptr : t_cache;
+  t_cache = cache;
+  (void)&t_owner;  // odr-use: registers the owner's destructor for this thread
+  return cache;
+}
+
+inline Cache* thread_cache() {
+  Cache* c = t_cache;
+  if (__builtin_expect(c == nullptr, 0)) return create_thread_cache();
+  return c == kDead ? nullptr : c;
 }
 
 }  // namespace
@@ -119,8 +153,8 @@ void* allocate(size_t nbytes) {
         void* p = list.back();
         list.pop_back();
         cache->bytes -= sc.capacity;
-        g_bytes_cached.fetch_sub(sc.capacity, std::memory_order_relaxed);
-        g_cache_hits.fetch_add(1, std::memory_order_relaxed);
+        cache->bytes_cached.sub(sc.capacity);
+        cache->hits.add(1);
         return p;
       }
     }
@@ -139,7 +173,7 @@ void deallocate(void* p, size_t nbytes) noexcept {
     try {
       cache->free[sc.index].push_back(p);  // grows only until the loop is warm
       cache->bytes += sc.capacity;
-      g_bytes_cached.fetch_add(sc.capacity, std::memory_order_relaxed);
+      cache->bytes_cached.add(sc.capacity);
       return;
     } catch (const std::bad_alloc&) {
       // no room to remember the block: give it back instead
@@ -152,8 +186,13 @@ Stats stats() {
   Stats s;
   s.system_allocations = g_system_allocations.load(std::memory_order_relaxed);
   s.system_frees = g_system_frees.load(std::memory_order_relaxed);
-  s.cache_hits = g_cache_hits.load(std::memory_order_relaxed);
-  s.bytes_cached = g_bytes_cached.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  s.cache_hits = g_retired_hits;
+  s.bytes_cached = 0;
+  for (const Cache* c : registry()) {
+    s.cache_hits += c->hits.get();
+    s.bytes_cached += c->bytes_cached.get();
+  }
   return s;
 }
 

@@ -15,7 +15,7 @@ Ref<RowSparse> RowSparse::make(Tensor indices, Tensor values, const Shape& dense
   TG_CHECK(values.ndim() == dense_shape.ndim && values.shape()[0] == indices.numel(), ValueError,
            "sparse gradient: values ", values.describe(), " do not match ", indices.numel(),
            " indices of a ", to_string(dense_shape), " tensor");
-  Ref<RowSparse> s(new RowSparse());
+  Ref<RowSparse> s(new RowSparse);
   s->indices = indices.is_contiguous() ? indices : contiguous_copy(indices);
   s->values = values.is_contiguous() ? values : contiguous_copy(values);
   s->dense_shape = dense_shape;

@@ -14,16 +14,6 @@
 namespace tg {
 
 // ---------------------------------------------------------------- dtype
-size_t itemsize(DType dt) {
-  switch (dt) {
-    case DType::Float32: return 4;
-    case DType::Float64: return 8;
-    case DType::Int64: return 8;
-    case DType::Bool: return 1;
-  }
-  return 0;
-}
-
 const char* dtype_name(DType dt) {
   switch (dt) {
     case DType::Float32: return "float32";
@@ -79,9 +69,8 @@ int64_t numel(const Shape& s) {
   int64_t n = 1;
   for (int i = 0; i < s.ndim; i++) {
     TG_CHECK(s.d[i] >= 0, ValueError, "negative dimension ", s.d[i], " in shape ", to_string(s));
-    if (s.d[i] != 0 && n > INT64_MAX / s.d[i])
+    if (__builtin_mul_overflow(n, s.d[i], &n))  // no division: numel() is on every op's path
       throw ValueError(str("shape ", to_string(s), " has more elements than fit in 64 bits"));
-    n *= s.d[i];
   }
   return n;
 }
@@ -132,7 +121,7 @@ int wrap_dim(int64_t dim, int ndim, const char* op) {
 
 // ---------------------------------------------------------------- storage
 Ref<Storage> Storage::allocate(size_t nbytes) {
-  Ref<Storage> s(new Storage());
+  Ref<Storage> s(new Storage);
   s->data = memory::allocate(nbytes);
   s->nbytes = nbytes;
   return s;
@@ -152,11 +141,11 @@ TensorImpl::~TensorImpl() {
 
 // ---------------------------------------------------------------- Tensor
 Tensor Tensor::empty(const Shape& shape, DType dt) {
-  int64_t n = tg::numel(shape);
-  if ((uint64_t)n > (uint64_t)INT64_MAX / itemsize(dt))
+  int64_t n = tg::numel(shape), nbytes;
+  if (__builtin_mul_overflow(n, (int64_t)itemsize(dt), &nbytes))
     throw ValueError(str("empty: ", to_string(shape), " is too large to allocate"));
-  Ref<TensorImpl> t(new TensorImpl());
-  t->storage = Storage::allocate((size_t)n * itemsize(dt));
+  Ref<TensorImpl> t(new TensorImpl);
+  t->storage = Storage::allocate((size_t)nbytes);
   t->shape = shape;
   t->strides = contiguous_strides(shape);
   t->dtype = dt;
@@ -181,8 +170,8 @@ Tensor Tensor::scalar(double value, DType dt) { return full(Shape{}, value, dt);
 
 Tensor Tensor::from_blob(void* data, const Shape& shape, const Strides& strides, DType dt,
                          void (*deleter)(void*, void*), void* ctx, size_t nbytes) {
-  Ref<TensorImpl> t(new TensorImpl());
-  Ref<Storage> s(new Storage());
+  Ref<TensorImpl> t(new TensorImpl);
+  Ref<Storage> s(new Storage);
   s->data = data;
   s->nbytes = nbytes;
   s->deleter = deleter;
@@ -302,7 +291,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 
 Tensor Tensor::detach() const {
   TG_TRACE(detach_of, *this);
-  Ref<TensorImpl> t(new TensorImpl());
+  Ref<TensorImpl> t(new TensorImpl);
   t->storage = impl_->storage;
   t->offset = impl_->offset;
   t->shape = impl_->shape;
