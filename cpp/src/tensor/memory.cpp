@@ -75,9 +75,8 @@ struct OwnedCounter {
 
 struct Cache {
   std::vector<void*> free[kMaxClasses];
-  size_t bytes = 0;  // what the free lists hold (published in bytes_cached)
+  OwnedCounter bytes;  // what the free lists hold
   OwnedCounter hits;
-  OwnedCounter bytes_cached;
 
   void release_all() {
     for (int c = 0; c < kMaxClasses; c++) {
@@ -85,8 +84,7 @@ struct Cache {
       free[c].clear();
       free[c].shrink_to_fit();
     }
-    bytes_cached.sub(bytes);
-    bytes = 0;
+    bytes.sub(bytes.get());
   }
 };
 
@@ -152,8 +150,7 @@ void* allocate(size_t nbytes) {
       if (!list.empty()) {
         void* p = list.back();
         list.pop_back();
-        cache->bytes -= sc.capacity;
-        cache->bytes_cached.sub(sc.capacity);
+        cache->bytes.sub(sc.capacity);
         cache->hits.add(1);
         return p;
       }
@@ -169,11 +166,10 @@ void deallocate(void* p, size_t nbytes) noexcept {
   // A block above a quarter of the limit goes back at once: caching it would
   // evict many small ones, and malloc already reuses big blocks well.
   Cache* cache = sc.index < kMaxClasses && sc.capacity <= limit / 4 ? thread_cache() : nullptr;
-  if (cache && cache->bytes + sc.capacity <= limit) {
+  if (cache && cache->bytes.get() + sc.capacity <= limit) {
     try {
       cache->free[sc.index].push_back(p);  // grows only until the loop is warm
-      cache->bytes += sc.capacity;
-      cache->bytes_cached.add(sc.capacity);
+      cache->bytes.add(sc.capacity);
       return;
     } catch (const std::bad_alloc&) {
       // no room to remember the block: give it back instead
@@ -191,7 +187,7 @@ Stats stats() {
   s.bytes_cached = 0;
   for (const Cache* c : registry()) {
     s.cache_hits += c->hits.get();
-    s.bytes_cached += c->bytes_cached.get();
+    s.bytes_cached += c->bytes.get();
   }
   return s;
 }
@@ -203,7 +199,7 @@ void empty_cache() {
 size_t cache_limit() { return g_cache_limit.load(std::memory_order_relaxed); }
 void set_cache_limit(size_t bytes) {
   g_cache_limit.store(bytes, std::memory_order_relaxed);
-  if (Cache* cache = thread_cache(); cache && cache->bytes > bytes) cache->release_all();
+  if (Cache* cache = thread_cache(); cache && cache->bytes.get() > bytes) cache->release_all();
 }
 
 }  // namespace tg::memory
