@@ -90,8 +90,7 @@ _TENSOR = object()
 
 class _Entry:
     """One recorded program and the Python state it was recorded under."""
-    __slots__ = ("calls", "program", "out_spec", "modules", "training", "optimizers",
-                 "groups", "hyper")
+    __slots__ = ("calls", "program", "out_spec", "modules", "training", "optimizers")
 
     def __init__(self):
         self.calls = 0
@@ -100,26 +99,27 @@ class _Entry:
     def remember_state(self, modules, optimizers):
         self.modules = list({id(m): m for m in modules}.values())
         self.training = [m.training for m in self.modules]
-        self.optimizers = list({id(o): o for o in optimizers}.values())
-        # Shallow copies of the param groups: comparing them with the live ones
-        # is one C-level comparison per call (values that did not change are
-        # the same objects). Tensor-valued options can change in place, so an
+        # Per optimizer, what its step baked in: shallow copies of the param
+        # groups (comparing them with the live ones is one C-level comparison
+        # per call, since unchanged values are the same objects) and the size
+        # of its state. Tensor-valued options can change in place, so an
         # optimizer holding one is compared by value instead (_hyperparameters).
-        self.groups = [None if _has_tensor_option(o) else [dict(g) for g in o.param_groups]
-                       for o in self.optimizers]
-        self.hyper = [_hyperparameters(o) for o in self.optimizers]
+        self.optimizers = [
+            (o, None, _hyperparameters(o)) if _has_tensor_option(o)
+            else (o, [dict(g) for g in o.param_groups], len(o.state))
+            for o in {id(o): o for o in optimizers}.values()]
 
     def python_state_matches(self):
         for module, training in zip(self.modules, self.training):
             if module.training != training:
                 return False
-        for opt, groups, hyper in zip(self.optimizers, self.groups, self.hyper):
+        for opt, groups, baked in self.optimizers:
             if groups is None:
-                if _hyperparameters(opt) != hyper:
+                if _hyperparameters(opt) != baked:
                     return False
                 continue
             try:
-                if opt.param_groups != groups or len(opt.state) != hyper[1]:
+                if opt.param_groups != groups or len(opt.state) != baked:
                     return False
             except Exception:  # a replaced 'params' list compares tensors: state changed
                 return False
