@@ -22,6 +22,7 @@
 #include <cstdlib>
 
 #include "check.h"
+#include "window_model.h"
 #include "tapegrad/optim.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -40,24 +41,8 @@ using namespace tg;
 
 namespace {
 
-constexpr int64_t kVocab = 2000, kDim = 50, kWindow = 5, kHidden = 100, kTags = 5, kBatch = 64;
-
-struct Model {
-  Tensor E, W1, b1, W2, b2;
-  std::vector<Tensor*> dense() { return {&W1, &b1, &W2, &b2}; }
-};
-
-Model make_model() {
-  Model m;
-  m.E = mul(randn({kVocab, kDim}), 0.1);
-  m.W1 = mul(randn({kHidden, kWindow * kDim}), 0.05);
-  m.b1 = Tensor::zeros({kHidden});
-  m.W2 = mul(randn({kTags, kHidden}), 0.1);
-  m.b2 = Tensor::zeros({kTags});
-  m.E.set_requires_grad(true);
-  for (Tensor* p : m.dense()) p->set_requires_grad(true);
-  return m;
-}
+using namespace test_model;
+constexpr int64_t kBatch = 64;
 
 Tensor forward(Model& m, const Tensor& ids) {
   Tensor vecs = embedding(ids, m.E, std::nullopt, /*sparse=*/true);  // [B, 5, 50]
@@ -87,8 +72,7 @@ int64_t heap_bytes() {
 }  // namespace
 
 TEST(ner_window_1000_steps_no_growth) {
-  manual_seed(0);
-  Model m = make_model();
+  Model m = make_model(0);
   const double lr = 0.1;
   optim::SGDOptions sgd_opt;
   sgd_opt.lr = lr;
@@ -171,8 +155,7 @@ TEST(ner_window_1000_steps_no_growth) {
 TEST(dropped_graphs_free_their_records) {
   // Graphs built and dropped without backward, one kept across iterations (the
   // `out = model(x)` pattern), and a retained graph backpropagated twice.
-  manual_seed(1);
-  Model m = make_model();
+  Model m = make_model(1);
   Tensor ids, target;
   make_batch(ids, target);
   Tensor held;

@@ -15,6 +15,7 @@
 #include <new>
 
 #include "check.h"
+#include "window_model.h"
 #include "tapegrad/memory.h"
 #include "tapegrad/optim.h"
 #include "tapegrad/trace.h"
@@ -58,26 +59,7 @@ using namespace tg;
 
 namespace {
 
-constexpr int64_t kVocab = 2000, kDim = 50, kWindow = 5, kHidden = 100, kTags = 5;
-
-struct Model {
-  Tensor E, W1, b1, W2, b2;
-  std::vector<Tensor*> dense() { return {&W1, &b1, &W2, &b2}; }
-};
-
-Model make_model(uint64_t seed) {
-  manual_seed(seed);
-  Model m;
-  NoGradGuard ng;
-  m.E = mul(randn({kVocab, kDim}), 0.1);
-  m.W1 = mul(randn({kHidden, kWindow * kDim}), 0.05);
-  m.b1 = Tensor::zeros({kHidden});
-  m.W2 = mul(randn({kTags, kHidden}), 0.1);
-  m.b2 = Tensor::zeros({kTags});
-  m.E.set_requires_grad(true);
-  for (Tensor* p : m.dense()) p->set_requires_grad(true);
-  return m;
-}
+using namespace test_model;
 
 Tensor step(Model& m, const Tensor& ids, const Tensor& target) {
   for (Tensor* p : m.dense()) p->set_grad(Tensor());
