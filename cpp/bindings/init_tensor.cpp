@@ -202,7 +202,7 @@ void init_tensor(py::module_& m) {
         TG_CHECK(!t.requires_grad() || is_floating(v.dtype()), TypeError,
                  "data: a tensor that requires grad needs floating data, got ", v.describe());
         TensorImpl* impl = t.impl();
-        impl->storage = v.impl()->storage;
+        impl->set_storage(v.impl()->storage);
         impl->offset = v.impl()->offset;
         impl->shape = v.shape();
         impl->strides = v.strides();

@@ -23,8 +23,8 @@
 // GIL, from Python); only kernels run unlocked. A tensor of this tape may still
 // die in another thread (the last Python reference dropped there, or the
 // cyclic GC running there) while the owner records or runs backward without
-// the GIL: every change to the records therefore happens under the tape's own
-// mutex (uncontended, hence cheap, in the usual single-thread case).
+// the GIL: every change to the records, and the tape's own reference count,
+// therefore happens under the tape's lock (Note [Tape lock]).
 //
 // Anomaly mode (tg.autograd.detect_anomaly) is a thread-local flag. Off, it
 // costs one thread-local bool test per record. On, each record remembers the
@@ -35,7 +35,6 @@
 #pragma once
 
 #include <atomic>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -53,7 +52,7 @@ struct Edge {
   DType dtype = DType::Float32;
   Edge() = default;
   // Copies the shape straight in (a default Shape would be zero-filled first).
-  Edge(const Shape& s, DType dt) : shape(s), dtype(dt) {}
+  Edge(const Shape& s, DType dt) : dtype(dt) { shape.assign(s); }
   bool needs_grad() const { return leaf || record >= 0; }
 };
 
@@ -109,25 +108,87 @@ bool all_finite(const Tensor& t);
 // write into it or keep it (Note [Owned gradient buffers] in tape.cpp).
 bool sole_owner(const Tensor& t);
 
+// Note [Tape lock]
+// Recursive (a backward that drops saved tensors releases records of its own
+// tape) and almost never contended: only the owner records, and other threads
+// come in just to release a dying tensor. So instead of a recursive mutex (a
+// call, an owner check and two locked instructions per lock and unlock), the
+// lock is one word naming the holding thread: the holder re-enters by
+// comparing it with its own token, a first acquisition is one compare-exchange
+// and a release one plain store. A waiting thread spins briefly, then yields:
+// the owner may hold the lock for a whole backward. Recording an op takes it
+// once, from Tape::begin to Recording::finish. (Deferring other threads'
+// releases to the owner, with no lock at all, measured no faster.)
+class TapeLock {
+ public:
+  void lock() {
+    const void* me = token();
+    if (holder_.load(std::memory_order_relaxed) == me) {
+      depth_++;
+      return;
+    }
+    const void* expected = nullptr;
+    if (!holder_.compare_exchange_strong(expected, me, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+      lock_slow(me);
+    depth_ = 1;
+  }
+  void unlock() {
+    if (--depth_ == 0) holder_.store(nullptr, std::memory_order_release);
+  }
+
+ private:
+  static const void* token();
+  void lock_slow(const void* me);
+  std::atomic<const void*> holder_{nullptr};
+  int depth_ = 0;  // only the holder touches it
+};
+
+class Tape;
+
+// An open record: the tape's lock is held from Tape::begin() to finish(), so
+// recording an op takes the lock once. Destroyed unfinished (an exception
+// between the two), it gives the record up and unlocks.
+class Recording {
+ public:
+  Recording() = default;
+  Recording(Tape* tape, Record* r) : tape_(tape), r_(r) {}
+  Recording(Recording&& o) noexcept : tape_(o.tape_), r_(o.r_) { o.r_ = nullptr; }
+  Recording(const Recording&) = delete;
+  Recording& operator=(const Recording&) = delete;
+  Recording& operator=(Recording&&) = delete;
+  ~Recording() {
+    if (r_) abandon();
+  }
+  explicit operator bool() const { return r_ != nullptr; }
+  Record* operator->() const { return r_; }
+  // Links the record to its output and unlocks the tape.
+  void finish(Tensor& output);
+
+ private:
+  void abandon() noexcept;
+  Tape* tape_ = nullptr;
+  Record* r_ = nullptr;
+};
+
 class Tape {
  public:
   // The calling thread's tape.
   static Tape& current();
 
   // Starts a record for `op` if grad mode is on and any input requires grad;
-  // returns nullptr otherwise. The caller fills attributes / saved tensors and
-  // then calls finish(record, output). The pointer is valid until finish.
-  Record* begin(OpId op, std::initializer_list<const Tensor*> inputs);
-  Record* begin(OpId op, const std::vector<Tensor>& inputs);
-  void finish(Record* r, Tensor& output);
+  // returns an empty Recording otherwise. The caller fills attributes and
+  // saved tensors, then calls finish(output); nothing else may be recorded on
+  // this thread in between.
+  Recording begin(OpId op, std::initializer_list<const Tensor*> inputs);
+  Recording begin(OpId op, const std::vector<Tensor>& inputs);
 
-  // Called when a tensor with history dies.
-  void release_output(int32_t index);
+  // Called when a tensor with history dies: releases its record and the
+  // tensor's reference to the tape (which may delete the tape).
+  void release_output_and_unretain(int32_t index);
 
-  void retain() { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void unretain() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
+  // The references of tensors with history and of the owning thread.
+  void unretain();
 
   size_t size() const { return size_; }
   size_t live() const { return live_; }
@@ -135,6 +196,7 @@ class Tape {
 
  private:
   friend struct Engine;
+  friend class Recording;
   friend void set_anomaly_enabled(bool on);
 
   Tape() = default;
@@ -149,7 +211,7 @@ class Tape {
   size_t size_ = 0;
   size_t live_ = 0;
   size_t compact_at_ = 4096;
-  std::atomic<int64_t> refs_{0};
+  int64_t refs_ = 0;  // tensors with history + the owning thread; under mu_
   std::vector<int32_t> worklist_;
   // This thread's anomaly flag, mirrored here so recording reads a member
   // instead of a thread-local (set_anomaly_enabled keeps the two in step).
@@ -158,9 +220,8 @@ class Tape {
   // bookkeeping (see Note [Backward without allocation] in tape.cpp).
   std::vector<std::pair<int32_t, Tensor>> seeds_;
   std::vector<Tensor> grad_in_;
-  // Guards the records against releases from other threads (recursive: a
-  // backward that drops saved tensors releases records of its own tape).
-  std::recursive_mutex mu_;
+  // Guards the records against releases from other threads.
+  TapeLock mu_;
 };
 
 // backward(): seeds each root with its gradient and walks the tape once in

@@ -49,16 +49,36 @@ struct Dims {
   int64_t operator[](int i) const { return d[i]; }
   int64_t& operator[](int i) { return d[i]; }
   void push_back(int64_t v);
+  // Copies only the used dims, element by element: a whole-struct copy of
+  // dims written a moment ago stalls on store forwarding.
+  void assign(const Dims& o) {
+    ndim = o.ndim;
+    for (int i = 0; i < o.ndim; i++) d[i] = o.d[i];
+  }
   const int64_t* begin() const { return d; }
   const int64_t* end() const { return d + ndim; }
   std::vector<int64_t> vec() const { return {d, d + ndim}; }
-  bool operator==(const Dims& o) const;
+  bool operator==(const Dims& o) const {
+    if (ndim != o.ndim) return false;
+    for (int i = 0; i < ndim; i++)
+      if (d[i] != o.d[i]) return false;
+    return true;
+  }
   bool operator!=(const Dims& o) const { return !(*this == o); }
 };
 using Shape = Dims;
 using Strides = Dims;
 
-int64_t numel(const Shape& s);  // throws ValueError on 64-bit overflow
+// The element count; throws ValueError on a negative dimension or 64-bit
+// overflow. Inline: it is on every op's path.
+[[noreturn]] void throw_bad_numel(const Shape& s);
+inline int64_t numel(const Shape& s) {
+  int64_t n = 1;
+  bool bad = false;
+  for (int i = 0; i < s.ndim; i++) bad |= (s.d[i] < 0) | __builtin_mul_overflow(n, s.d[i], &n);
+  if (__builtin_expect(bad, 0)) throw_bad_numel(s);
+  return n;
+}
 std::string to_string(const Dims& s);  // "[2, 3]"
 Strides contiguous_strides(const Shape& s);
 // NumPy broadcasting of two shapes; throws ValueError naming `op` on mismatch.
@@ -68,6 +88,15 @@ int wrap_dim(int64_t dim, int ndim, const char* op);
 
 // ---------------------------------------------------------------- refcount
 // Intrusive reference counting: one allocation per object, no control block.
+struct TensorImpl;
+struct Storage;
+// What the last reference does: `delete`, except for the tensors and storages
+// that share one block (Note [One block per small tensor] in tensor.cpp).
+void ref_destroy(TensorImpl* p) noexcept;
+void ref_destroy(Storage* p) noexcept;
+template <class T>
+inline void ref_destroy(T* p) noexcept { delete p; }
+
 struct RefCounted {
   mutable std::atomic<int32_t> refcount_{0};
   RefCounted() = default;
@@ -80,6 +109,14 @@ class Ref {
  public:
   Ref() = default;
   Ref(T* p) : p_(p) { if (p_) p_->refcount_.fetch_add(1, std::memory_order_relaxed); }
+  // Takes the first reference to an object nobody else can see yet: a plain
+  // store instead of a locked add.
+  static Ref adopt(T* p) {
+    p->refcount_.store(1, std::memory_order_relaxed);
+    Ref r;
+    r.p_ = p;
+    return r;
+  }
   Ref(const Ref& o) : Ref(o.p_) {}
   Ref(Ref&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
   ~Ref() { reset(); }
@@ -87,7 +124,7 @@ class Ref {
   Ref& operator=(Ref&& o) noexcept { Ref(std::move(o)).swap(*this); return *this; }
   void swap(Ref& o) noexcept { std::swap(p_, o.p_); }
   void reset() {
-    if (p_ && p_->refcount_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete p_;
+    if (p_ && p_->refcount_.fetch_sub(1, std::memory_order_acq_rel) == 1) ref_destroy(p_);
     p_ = nullptr;
   }
   T* get() const { return p_; }
@@ -113,6 +150,10 @@ struct Storage : RefCounted, memory::Pooled {
   // to use a saved tensor whose storage has been written since. Views share
   // the storage, so they share the counter.
   uint32_t version = 0;
+  // Set when this storage, its data and a TensorImpl share one block: the
+  // block's start and size, given back when the storage dies.
+  void* block = nullptr;
+  size_t block_bytes = 0;
 
   static Ref<Storage> allocate(size_t nbytes);
   ~Storage();
@@ -138,6 +179,13 @@ struct TensorImpl : RefCounted, memory::Pooled {
   Ref<TensorImpl> grad;     // .grad of a leaf (or of a non-leaf after retain_grad)
   Ref<RowSparse> sparse_grad;  // .grad when it is row-sparse (see sparse.h); never both
   void* pyobj = nullptr;    // owned by the bindings; the core never touches it
+  // Lives in its first storage's block (Note [One block per small tensor]);
+  // home_ref keeps that block alive once `storage` is pointed elsewhere.
+  bool embedded = false;
+  Ref<Storage> home_ref;
+  // Points `storage` at s (what `t.data = v` does), keeping an embedded
+  // impl's block alive.
+  void set_storage(Ref<Storage> s);
 
   ~TensorImpl();
 };
@@ -168,9 +216,18 @@ class Tensor {
   const Strides& strides() const { return impl_->strides; }
   int ndim() const { return impl_->shape.ndim; }
   int64_t size(int dim) const;
-  int64_t numel() const;
+  int64_t numel() const { return tg::numel(impl_->shape); }
   DType dtype() const { return impl_->dtype; }
-  bool is_contiguous() const;
+  bool is_contiguous() const {
+    const TensorImpl* t = impl_.get();
+    int64_t expected = 1;
+    for (int i = t->shape.ndim - 1; i >= 0; i--) {
+      if (t->shape.d[i] == 1) continue;
+      if (t->strides.d[i] != expected) return false;
+      expected *= t->shape.d[i];
+    }
+    return true;
+  }
   std::string describe() const;  // "float32[2, 3]" for error messages
 
   template <class T> T* data() const {

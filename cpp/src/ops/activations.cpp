@@ -35,7 +35,7 @@ Tensor sigmoid(const Tensor& a) {
   TG_TRACE(sigmoid, a);
   check_defined(a, "sigmoid", "input");
   Tensor out = run_unary(a, "sigmoid", [](auto* x, auto* y, int64_t n) { sigmoid_run(x, y, n); });
-  if (Record* r = record(OpId::Sigmoid, a)) {
+  if (auto r = record(OpId::Sigmoid, a)) {
     r->save(out);
     finish(r, out);
   }
@@ -56,7 +56,7 @@ Tensor tanh(const Tensor& a) {
   TG_TRACE(tanh, a);
   check_defined(a, "tanh", "input");
   Tensor out = run_unary(a, "tanh", [](auto* x, auto* y, int64_t n) { tanh_run(x, y, n); });
-  if (Record* r = record(OpId::Tanh, a)) {
+  if (auto r = record(OpId::Tanh, a)) {
     r->save(out);
     finish(r, out);
   }
@@ -89,7 +89,7 @@ Tensor relu(const Tensor& a) {
     using T = decltype(x);
     return x < T(0) ? T(0) : x;
   });
-  if (Record* r = record(OpId::Relu, a)) {
+  if (auto r = record(OpId::Relu, a)) {
     r->save(out);
     finish(r, out);
   }
@@ -110,7 +110,7 @@ Tensor leaky_relu(const Tensor& a, double negative_slope) {
     using T = decltype(x);
     return x > T(0) ? x : x * (T)negative_slope;
   });
-  if (Record* r = record(OpId::LeakyRelu, a)) {
+  if (auto r = record(OpId::LeakyRelu, a)) {
     r->scalars[0] = negative_slope;
     r->save(a);
     finish(r, out);
@@ -138,7 +138,7 @@ Tensor hardtanh(const Tensor& a, double min_val, double max_val) {
     T lo = (T)min_val, hi = (T)max_val;
     return x < lo ? lo : (x > hi ? hi : x);
   });
-  if (Record* r = record(OpId::Hardtanh, a)) {
+  if (auto r = record(OpId::Hardtanh, a)) {
     r->scalars[0] = min_val;
     r->scalars[1] = max_val;
     r->save(a);
@@ -207,7 +207,7 @@ Tensor prelu(const Tensor& a, const Tensor& weight) {
         }
       }
   });
-  if (Record* r = record(OpId::Prelu, a, weight)) {
+  if (auto r = record(OpId::Prelu, a, weight)) {
     r->save(a);
     r->save(weight);
     finish(r, out);
@@ -388,7 +388,7 @@ Tensor softmax_forward(const Tensor& a, int64_t dim, const char* name, OpId op) 
     using T = decltype(tag);
     softmax_kernel<T, Log>(x.data<T>(), out.data<T>(), sp);
   });
-  if (Record* r = record(op, a)) {
+  if (auto r = record(op, a)) {
     r->ints.push_back(d);
     r->save(out);
     finish(r, out);

@@ -22,7 +22,7 @@ Tensor cast_nograd(const Tensor& t, DType dt) {
 }
 
 Tensor strided_alias(const Tensor& t, const Shape& shape, const Strides& strides) {
-  Ref<TensorImpl> v(new TensorImpl);
+  Ref<TensorImpl> v = Ref<TensorImpl>::adopt(new TensorImpl);
   v->storage = t.impl()->storage;
   v->offset = t.impl()->offset;
   v->shape = shape;
@@ -41,8 +41,8 @@ DType result_type(const Tensor& a, const Tensor& b) {
                                                                     : dimensioned.dtype();
 }
 
-void check_defined(const Tensor& t, const char* op, const char* what) {
-  TG_CHECK(t.defined(), ValueError, op, ": ", what, " is undefined (None)");
+void throw_undefined(const char* op, const char* what) {
+  throw ValueError(str(op, ": ", what, " is undefined (None)"));
 }
 
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
@@ -67,7 +67,7 @@ void check_inplace(const Tensor& t, const char* op) {
 Tensor add(const Tensor& a, const Tensor& b) {
   TG_TRACE(add, a, b);
   Tensor out = binary_numeric(a, b, "add", [](auto x, auto y) { return x + y; });
-  if (Record* r = record(OpId::Add, a, b)) finish(r, out);
+  if (auto r = record(OpId::Add, a, b)) finish(r, out);
   return out;
 }
 void Add_backward(const Record& r, const Tensor& g, Tensor* gin) {
@@ -80,7 +80,7 @@ void Add_backward(const Record& r, const Tensor& g, Tensor* gin) {
 Tensor sub(const Tensor& a, const Tensor& b) {
   TG_TRACE(sub, a, b);
   Tensor out = binary_numeric(a, b, "sub", [](auto x, auto y) { return x - y; });
-  if (Record* r = record(OpId::Sub, a, b)) finish(r, out);
+  if (auto r = record(OpId::Sub, a, b)) finish(r, out);
   return out;
 }
 void Sub_backward(const Record& r, const Tensor& g, Tensor* gin) {
@@ -93,7 +93,7 @@ void Sub_backward(const Record& r, const Tensor& g, Tensor* gin) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   TG_TRACE(mul, a, b);
   Tensor out = binary_numeric(a, b, "mul", [](auto x, auto y) { return x * y; });
-  if (Record* r = record(OpId::Mul, a, b)) {
+  if (auto r = record(OpId::Mul, a, b)) {
     if (r->needs_input_grad(0)) r->save(b);
     if (r->needs_input_grad(1)) r->save(a);
     finish(r, out);
@@ -111,7 +111,7 @@ void Mul_backward(const Record& r, const Tensor& g, Tensor* gin) {
 Tensor div(const Tensor& a, const Tensor& b) {
   TG_TRACE(div, a, b);
   Tensor out = binary_numeric(a, b, "div", [](auto x, auto y) { return x / y; }, true);
-  if (Record* r = record(OpId::Div, a, b)) {
+  if (auto r = record(OpId::Div, a, b)) {
     r->save(a);
     r->save(b);
     finish(r, out);
@@ -131,7 +131,7 @@ void Div_backward(const Record& r, const Tensor& g, Tensor* gin) {
 Tensor pow(const Tensor& a, const Tensor& b) {
   TG_TRACE(pow, a, b);
   Tensor out = binary_numeric(a, b, "pow", [](auto x, auto y) { return std::pow(x, y); }, true);
-  if (Record* r = record(OpId::Pow, a, b)) {
+  if (auto r = record(OpId::Pow, a, b)) {
     r->save(a);
     r->save(b);
     r->save(out);
@@ -161,7 +161,7 @@ static Tensor extremum(const Tensor& a, const Tensor& b, const char* name, OpId 
     if (x != x || y != y) return x != x ? x : y;  // NaN propagates
     return IsMax ? (x > y ? x : y) : (x < y ? x : y);
   });
-  if (Record* r = record(op, a, b)) {
+  if (auto r = record(op, a, b)) {
     r->save(a);
     r->save(b);
     finish(r, out);
@@ -211,7 +211,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     using T = decltype(tag);
     map_ternary<bool, T, T, T>(cond, x, y, out, [](bool c, T u, T v) { return c ? u : v; });
   });
-  if (Record* r = record(OpId::Where, cond, a, b)) {
+  if (auto r = record(OpId::Where, cond, a, b)) {
     r->save(cond);
     finish(r, out);
   }
@@ -244,7 +244,8 @@ template <class F>
 static Tensor scalar_map(const Tensor& a, double s, const char* op, bool float_only, F f) {
   check_defined(a, op, "input");
   DType dt = float_only ? float_result(a.dtype()) : scalar_result(a.dtype(), s);
-  Tensor x = cast_nograd(a, dt);
+  Tensor hx;
+  const Tensor& x = cast_ref(a, dt, hx);
   Tensor out = Tensor::empty(x.shape(), dt);
   dispatch_numeric(dt, op, [&](auto tag) {
     using T = decltype(tag);
@@ -258,7 +259,7 @@ static Tensor scalar_map(const Tensor& a, double s, const char* op, bool float_o
 Tensor add(const Tensor& a, double s) {
   TG_TRACE(add, a, s);
   Tensor out = scalar_map(a, s, "add", false, [](auto v, auto c) { return v + c; });
-  if (Record* r = record(OpId::AddScalar, a)) {
+  if (auto r = record(OpId::AddScalar, a)) {
     r->scalars[0] = s;
     finish(r, out);
   }
@@ -278,13 +279,25 @@ Tensor rsub(double s, const Tensor& a) {
 Tensor mul(const Tensor& a, double s) {
   TG_TRACE(mul, a, s);
   Tensor out = scalar_map(a, s, "mul", false, [](auto v, auto c) { return v * c; });
-  if (Record* r = record(OpId::MulScalar, a)) {
+  if (auto r = record(OpId::MulScalar, a)) {
     r->scalars[0] = s;
     finish(r, out);
   }
   return out;
 }
 void MulScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
+  // A gradient nobody else can see is scaled in place (the same rounding as a
+  // fresh product): a chain of scalings then allocates nothing.
+  if (sole_owner(g) && is_floating(g.dtype())) {
+    dispatch_float(g.dtype(), "mul", [&](auto tag) {
+      using T = decltype(tag);
+      T s = (T)r.scalars[0];
+      T* p = g.data<T>();
+      for (int64_t i = 0, n = g.numel(); i < n; i++) p[i] = p[i] * s;
+    });
+    gin[0] = g;
+    return;
+  }
   gin[0] = mul(g, r.scalars[0]);
 }
 Tensor div(const Tensor& a, double s) {
@@ -297,7 +310,7 @@ Tensor div(const Tensor& a, double s) {
 Tensor rdiv(double s, const Tensor& a) {
   TG_TRACE(rdiv, s, a);
   Tensor out = scalar_map(a, s, "rdiv", true, [](auto v, auto c) { return c / v; });
-  if (Record* r = record(OpId::RDivScalar, a)) {
+  if (auto r = record(OpId::RDivScalar, a)) {
     r->scalars[0] = s;
     r->save(a);
     finish(r, out);
@@ -321,7 +334,7 @@ Tensor pow(const Tensor& a, double s) {
     if (c == -0.5) return T(1) / (T)std::sqrt(v);
     return (T)std::pow(v, c);
   });
-  if (Record* r = record(OpId::PowScalar, a)) {
+  if (auto r = record(OpId::PowScalar, a)) {
     r->scalars[0] = s;
     r->save(a);
     finish(r, out);
@@ -342,7 +355,7 @@ void PowScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
 Tensor pow(double s, const Tensor& a) {
   TG_TRACE(pow, s, a);
   Tensor out = scalar_map(a, s, "pow", true, [](auto v, auto c) { return std::pow(c, v); });
-  if (Record* r = record(OpId::RPowScalar, a)) {
+  if (auto r = record(OpId::RPowScalar, a)) {
     r->scalars[0] = s;
     r->save(out);
     finish(r, out);
@@ -369,7 +382,7 @@ Tensor neg(const Tensor& a) {
     using T = decltype(tag);
     map_unary<T, T>(a, out, [](T v) { return (T)-v; });
   });
-  if (Record* r = record(OpId::Neg, a)) finish(r, out);
+  if (auto r = record(OpId::Neg, a)) finish(r, out);
   return out;
 }
 void Neg_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = neg(g); }
@@ -379,7 +392,7 @@ void Neg_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = neg(
   Tensor fname(const Tensor& a) {                                                  \
     TG_TRACE(fname, a);                                                            \
     Tensor out = unary_float(a, #fname, [](auto x) { return forward_expr; });      \
-    if (Record* r = record(OpId::Name, a)) {                                       \
+    if (auto r = record(OpId::Name, a)) {                                       \
       r->save(saves_output ? out : a);                                             \
       finish(r, out);                                                              \
     }                                                                              \
@@ -404,7 +417,7 @@ Tensor exp(const Tensor& a) {
     using T = decltype(tag);
     exp_run(x.data<T>(), out.data<T>(), x.numel());
   });
-  if (Record* r = record(OpId::Exp, a)) {
+  if (auto r = record(OpId::Exp, a)) {
     r->save(out);
     finish(r, out);
   }
@@ -466,7 +479,7 @@ Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi
       return (T)(c > h ? h : c);
     });
   });
-  if (Record* r = record(OpId::Clamp, a)) {
+  if (auto r = record(OpId::Clamp, a)) {
     r->scalars[0] = l;
     r->scalars[1] = h;
     r->save(a);
@@ -490,7 +503,7 @@ Tensor to(const Tensor& a, DType dt) {
   if (a.dtype() == dt) return a;
   Tensor out = cast_nograd(a, dt);
   if (is_floating(dt)) {
-    if (Record* r = record(OpId::Cast, a)) finish(r, out);
+    if (auto r = record(OpId::Cast, a)) finish(r, out);
   }
   return out;
 }

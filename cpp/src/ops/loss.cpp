@@ -174,7 +174,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
       }
   });
   Tensor out = reduce_loss(per, total, reduction, l.count, dt);
-  if (Record* r = record(OpId::CrossEntropy, logits, target)) {
+  if (auto r = record(OpId::CrossEntropy, logits, target)) {
     r->ints.push_back((int64_t)reduction);
     r->ints.push_back(ignore_index);
     r->scalars[0] = (double)l.count;
@@ -272,7 +272,7 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reducti
       }
   });
   Tensor out = reduce_loss(per, total, reduction, l.count, dt);
-  if (Record* r = record(OpId::NllLoss, log_probs, target)) {
+  if (auto r = record(OpId::NllLoss, log_probs, target)) {
     r->ints.push_back((int64_t)reduction);
     r->ints.push_back(ignore_index);
     r->scalars[0] = (double)l.count;
@@ -343,7 +343,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
     }
   });
   Tensor out = reduce_loss(per, total, reduction, n, dt);
-  if (Record* r = record(OpId::BceWithLogits, logits, target)) {
+  if (auto r = record(OpId::BceWithLogits, logits, target)) {
     r->ints.push_back((int64_t)reduction);
     r->save(logits);
     r->save(target);
@@ -436,7 +436,7 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
     Tensor none;
     out = reduce_loss(none, total, reduction, n, dt);
   }
-  if (Record* r = record(OpId::MseLoss, input, target)) {
+  if (auto r = record(OpId::MseLoss, input, target)) {
     r->ints.push_back((int64_t)reduction);
     r->save(input);
     r->save(target);

@@ -306,7 +306,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     using T = decltype(tag);
     matmul_forward<T>(a, b, d, out);
   });
-  if (Record* r = record(OpId::Matmul, a, b)) {
+  if (auto r = record(OpId::Matmul, a, b)) {
     if (r->needs_input_grad(0)) r->save(b);
     if (r->needs_input_grad(1)) r->save(a);
     finish(r, out);
@@ -450,7 +450,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Activation act)
     Tensor bd = b.defined() ? dense_as(b, dt) : Tensor();
     bias_act_rows(c, rows, N, bd.defined() ? bd.data<T>() : nullptr, act);
   });
-  Record* r = b.defined() ? record(OpId::Linear, x, w, b) : record(OpId::Linear, x, w);
+  auto r = b.defined() ? record(OpId::Linear, x, w, b) : record(OpId::Linear, x, w);
   if (r) {
     r->ints = {(int64_t)act};
     if (act != Activation::None) r->save(out);

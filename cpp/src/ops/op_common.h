@@ -21,15 +21,22 @@ TG_OP_TABLE(TG_OP_DECLARE_BACKWARD)
 // requires_grad test comes first: ops on tensors without grad (every op a
 // backward rule runs) then touch no thread-local state at all.
 template <class... Ts>
-inline Record* record(OpId op, const Ts&... inputs) {
-  if (!((inputs.defined() && inputs.requires_grad()) || ...)) return nullptr;
+inline Recording record(OpId op, const Ts&... inputs) {
+  if (!((inputs.defined() && inputs.requires_grad()) || ...)) return Recording();
   return Tape::current().begin(op, {&inputs...});
 }
-inline void finish(Record* r, Tensor& out) { r->tape->finish(r, out); }
+inline void finish(Recording& r, Tensor& out) { r.finish(out); }
 
 // Same dtype as `t`, casting without recording (forward ops record the cast
 // implicitly: the engine casts gradients back to each input's dtype).
 Tensor cast_nograd(const Tensor& t, DType dt);
+// t itself when it already has dtype dt, else a cast copy held in `hold`:
+// on the hot path no reference is taken (two locked instructions saved).
+inline const Tensor& cast_ref(const Tensor& t, DType dt, Tensor& hold) {
+  if (t.dtype() == dt) return t;
+  hold = cast_nograd(t, dt);
+  return hold;
+}
 // A contiguous tensor of dtype `dt` with a's values (no copy when a already is).
 inline Tensor dense_as(const Tensor& a, DType dt) {
   Tensor x = cast_nograd(a, dt);
@@ -45,14 +52,18 @@ DType result_type(const Tensor& a, const Tensor& b);
 inline DType float_result(DType dt) { return is_floating(dt) ? dt : DType::Float32; }
 // In-place writes refuse tensors that are part of a recorded graph.
 void check_inplace(const Tensor& t, const char* op);
-void check_defined(const Tensor& t, const char* op, const char* what);
+[[noreturn]] void throw_undefined(const char* op, const char* what);
+inline void check_defined(const Tensor& t, const char* op, const char* what) {
+  if (__builtin_expect(!t.defined(), 0)) throw_undefined(op, what);
+}
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op);
 
 // out = f(a) elementwise, out dtype = a's dtype (after `promote_to` cast).
 template <class F>
 Tensor unary_float(const Tensor& a, const char* op, F f) {
   check_defined(a, op, "input");
-  Tensor x = cast_nograd(a, float_result(a.dtype()));
+  Tensor hx;
+  const Tensor& x = cast_ref(a, float_result(a.dtype()), hx);
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
@@ -71,7 +82,8 @@ Tensor binary_numeric(const Tensor& a, const Tensor& b, const char* op, F f,
   if (dt == DType::Bool) dt = DType::Int64;
   if (float_only) dt = float_result(dt);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
-  Tensor x = cast_nograd(a, dt), y = cast_nograd(b, dt);
+  Tensor hx, hy;
+  const Tensor &x = cast_ref(a, dt, hx), &y = cast_ref(b, dt, hy);
   Tensor out = Tensor::empty(shape, dt);
   dispatch_numeric(dt, op, [&](auto tag) {
     using T = decltype(tag);
@@ -87,7 +99,8 @@ Tensor grad_map(const Tensor& g, const Tensor& x, F f) {
   Tensor out = Tensor::empty(broadcast_shapes(g.shape(), x.shape(), "backward"), g.dtype());
   dispatch_float(g.dtype(), "backward", [&](auto tag) {
     using T = decltype(tag);
-    Tensor xc = cast_nograd(x, g.dtype());
+    Tensor hx;
+    const Tensor& xc = cast_ref(x, g.dtype(), hx);
     map_binary<T, T, T>(g, xc, out, [&](T gv, T xv) { return (T)f(gv, xv); });
   });
   return out;
@@ -100,7 +113,8 @@ Tensor grad_map(const Tensor& g, const Tensor& x, const Tensor& y, F f) {
   Tensor out = Tensor::empty(s, g.dtype());
   dispatch_float(g.dtype(), "backward", [&](auto tag) {
     using T = decltype(tag);
-    Tensor xc = cast_nograd(x, g.dtype()), yc = cast_nograd(y, g.dtype());
+    Tensor hx, hy;
+    const Tensor &xc = cast_ref(x, g.dtype(), hx), &yc = cast_ref(y, g.dtype(), hy);
     map_ternary<T, T, T, T>(g, xc, yc, out,
                             [&](T gv, T xv, T yv) { return (T)f(gv, xv, yv); });
   });

@@ -256,7 +256,7 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   ReducePlan p = plan_reduce(a.shape(), dims, keepdim, "sum");
   DType dt = is_floating(a.dtype()) ? a.dtype() : DType::Int64;
   Tensor out = reduce_sum(cast_nograd(a, dt), p.kd, p.out, 1.0, "sum");
-  if (Record* r = record(OpId::Sum, a)) {
+  if (auto r = record(OpId::Sum, a)) {
     r->ints.push_back(keepdim);
     r->ints.push_back(p.mask);
     finish(r, out);
@@ -278,7 +278,7 @@ Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
            " (cast it with .to(float32) first)");
   ReducePlan p = plan_reduce(a.shape(), dims, keepdim, "mean");
   Tensor out = reduce_sum(a, p.kd, p.out, (double)p.count, "mean");
-  if (Record* r = record(OpId::Mean, a)) {
+  if (auto r = record(OpId::Mean, a)) {
     r->ints.push_back(keepdim);
     r->ints.push_back(p.mask);
     finish(r, out);
@@ -405,7 +405,7 @@ std::pair<Tensor, Tensor> extremum_dim(const Tensor& a, int64_t dim, bool keepdi
   Tensor vals = Tensor::empty(out_shape, a.dtype());
   Tensor idx = Tensor::empty(out_shape, DType::Int64);
   extremum_run<IsMax>(a, d, &vals, idx);
-  if (Record* r = record(op, a)) {
+  if (auto r = record(op, a)) {
     r->ints.push_back(d);
     r->ints.push_back(keepdim);
     r->ints.push_back(0);  // over a dim
@@ -423,7 +423,7 @@ Tensor extremum_all(const Tensor& a, const char* name, OpId op) {
   Tensor vals = Tensor::empty(Shape{}, a.dtype());
   Tensor idx = Tensor::empty(Shape{}, DType::Int64);
   extremum_run<IsMax>(a, -1, &vals, idx);
-  if (Record* r = record(op, a)) {
+  if (auto r = record(op, a)) {
     r->ints.push_back(-1);
     r->ints.push_back(0);
     r->ints.push_back(1);  // over all elements
@@ -599,7 +599,7 @@ Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim
       lp[j] = (T)std::log(s[j]);
     }
   });
-  if (Record* r = record(OpId::LogSumExp, a)) {
+  if (auto r = record(OpId::LogSumExp, a)) {
     r->ints.push_back(keepdim);
     r->ints.push_back(p.mask);
     r->save(a);

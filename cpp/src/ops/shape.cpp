@@ -20,7 +20,7 @@ namespace tg {
 // ---------------------------------------------------------------- helpers
 static Tensor make_view(const Tensor& a, const Shape& shape, const Strides& strides,
                         int64_t offset) {
-  Ref<TensorImpl> t(new TensorImpl);
+  Ref<TensorImpl> t = Ref<TensorImpl>::adopt(new TensorImpl);
   t->storage = a.impl()->storage;
   t->offset = offset;
   t->shape = shape;
@@ -150,7 +150,7 @@ static Tensor reshape_impl(const Tensor& a, const std::vector<int64_t>& req, con
     out.impl()->shape = s;
     out.impl()->strides = contiguous_strides(s);
   }
-  if (Record* r = record(OpId::Reshape, a)) finish(r, out);
+  if (auto r = record(OpId::Reshape, a)) finish(r, out);
   return out;
 }
 Tensor reshape(const Tensor& a, const std::vector<int64_t>& shape) {
@@ -193,7 +193,7 @@ static Tensor permute_impl(const Tensor& a, const int64_t* dims, int ndims) {
     st[i] = a.strides()[d];
   }
   Tensor out = make_view(a, s, st, a.impl()->offset);
-  if (Record* r = record(OpId::Permute, a)) {
+  if (auto r = record(OpId::Permute, a)) {
     r->ints.assign(wrapped.begin(), wrapped.end());
     finish(r, out);
   }
@@ -269,7 +269,7 @@ Tensor expand(const Tensor& a, const std::vector<int64_t>& shape) {
   }
   tg::numel(s);  // a view of 2^80 elements is refused now, not when first materialised
   Tensor out = make_view(a, s, st, a.impl()->offset);
-  if (Record* r = record(OpId::Expand, a)) finish(r, out);
+  if (auto r = record(OpId::Expand, a)) finish(r, out);
   return out;
 }
 void Expand_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
@@ -347,7 +347,7 @@ Tensor slice(const Tensor& a, int64_t dim, std::optional<int64_t> start,
   s[d] = len;
   if (len > 1) st[d] *= step;
   Tensor out = make_view(a, s, st, a.impl()->offset + lo * a.strides()[d]);
-  if (Record* r = record(OpId::Slice, a)) {
+  if (auto r = record(OpId::Slice, a)) {
     r->ints = {d, lo, step};
     finish(r, out);
   }
@@ -408,7 +408,7 @@ Tensor clone(const Tensor& a) {
   TG_TRACE(clone, a);
   check_defined(a, "clone", "input");
   Tensor out = contiguous_copy(a);
-  if (Record* r = record(OpId::Contiguous, a)) finish(r, out);
+  if (auto r = record(OpId::Contiguous, a)) finish(r, out);
   return out;
 }
 void Contiguous_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
@@ -474,7 +474,7 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
     }
     off += ni;
   }
-  if (Record* r = Tape::current().begin(OpId::Cat, ts)) {
+  if (auto r = Tape::current().begin(OpId::Cat, ts)) {
     r->ints = {d};
     finish(r, out);
   }
@@ -609,7 +609,7 @@ Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
         for (int64_t k = 0; k < inner; k++) t[k] = s[k];
       }
   });
-  if (Record* r = record(OpId::IndexSelect, a, index)) {
+  if (auto r = record(OpId::IndexSelect, a, index)) {
     r->ints = {d};
     r->save(idx);
     finish(r, out);
@@ -681,7 +681,7 @@ Tensor gather(const Tensor& a, int64_t dim, const Tensor& index) {
       }
     });
   });
-  if (Record* r = record(OpId::Gather, a, index)) {
+  if (auto r = record(OpId::Gather, a, index)) {
     r->ints = {d};
     r->save(index);
     finish(r, out);
@@ -756,7 +756,7 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
       std::memcpy(dst + i * D, src + ip[i] * row, (size_t)D * sizeof(T));
     }
   });
-  if (Record* r = record(OpId::Embedding, indices, weight)) {
+  if (auto r = record(OpId::Embedding, indices, weight)) {
     r->save(idx);
     r->ints.push_back(pad);
     r->ints.push_back(sparse ? 1 : 0);

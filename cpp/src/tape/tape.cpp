@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <thread>
 
 #include "tapegrad/ops.h"
 #include "tapegrad/trace.h"
@@ -34,14 +35,43 @@ struct TapeHolder {
   }
 };
 thread_local TapeHolder t_tape;
+thread_local char t_lock_token;  // its address names this thread to TapeLock
 }  // namespace
 
 Tape& Tape::current() {
   if (!t_tape.tape) {
     t_tape.tape = new Tape();
-    t_tape.tape->retain();
+    t_tape.tape->refs_ = 1;
   }
   return *t_tape.tape;
+}
+
+const void* TapeLock::token() { return &t_lock_token; }
+
+void TapeLock::lock_slow(const void* me) {
+  for (int spins = 0;; spins++) {
+    const void* expected = nullptr;
+    if (holder_.load(std::memory_order_relaxed) == nullptr &&
+        holder_.compare_exchange_weak(expected, me, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+      return;
+    if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+void Tape::unretain() {
+  bool last;
+  {
+    std::lock_guard<TapeLock> lock(mu_);
+    last = --refs_ == 0;
+  }
+  if (last) delete this;
 }
 
 // ---------------------------------------------------------------- anomaly mode
@@ -154,45 +184,48 @@ void Tape::undo_edges(Record* r) {
   r->inputs.clear();
 }
 
-Record* Tape::begin(OpId op, std::initializer_list<const Tensor*> inputs) {
-  if (!grad_enabled() || !any_requires_grad(inputs)) return nullptr;
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+Recording Tape::begin(OpId op, std::initializer_list<const Tensor*> inputs) {
+  if (!grad_enabled() || !any_requires_grad(inputs)) return Recording();
+  mu_.lock();  // held until Recording::finish (or its destructor)
   Record* r = push(op);
   try {
     for (const Tensor* t : inputs) add_edge(r, *t);
+    if (anomaly_)
+      for (const Tensor* t : inputs) r->inputs_finite = r->inputs_finite && all_finite(*t);
   } catch (...) {
     undo_edges(r);
+    mu_.unlock();
     throw;
   }
-  if (anomaly_)
-    for (const Tensor* t : inputs) r->inputs_finite = r->inputs_finite && all_finite(*t);
-  return r;
+  return Recording(this, r);
 }
 
-Record* Tape::begin(OpId op, const std::vector<Tensor>& inputs) {
-  if (!grad_enabled()) return nullptr;
+Recording Tape::begin(OpId op, const std::vector<Tensor>& inputs) {
+  if (!grad_enabled()) return Recording();
   bool any = false;
   for (const Tensor& t : inputs) any |= t.requires_grad();
-  if (!any) return nullptr;
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  if (!any) return Recording();
+  mu_.lock();
   Record* r = push(op);
   try {
     for (const Tensor& t : inputs) add_edge(r, t);
+    if (anomaly_)
+      for (const Tensor& t : inputs) r->inputs_finite = r->inputs_finite && all_finite(t);
   } catch (...) {
     undo_edges(r);
+    mu_.unlock();
     throw;
   }
-  if (anomaly_)
-    for (const Tensor& t : inputs) r->inputs_finite = r->inputs_finite && all_finite(t);
-  return r;
+  return Recording(this, r);
 }
 
-void Tape::finish(Record* r, Tensor& output) {
-  {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
-    finish_locked(r, output);
-  }
-  if (!anomaly_) return;
+void Recording::finish(Tensor& output) {
+  Record* r = r_;
+  Tape* tape = tape_;
+  r_ = nullptr;
+  tape->finish_locked(r, output);
+  tape->mu_.unlock();
+  if (!tape->anomaly_) return;
   // Anomaly mode, after the bookkeeping (so that an exception here releases
   // the record through the output's destructor like any other error), and
   // outside the lock (the hook takes the GIL).
@@ -201,6 +234,15 @@ void Tape::finish(Record* r, Tensor& output) {
     throw RuntimeError(str("detect_anomaly: function '", op_name(r->op), "' returned ",
                            nonfinite_kind(output), " values in its output ", output.describe(),
                            " from finite inputs", recorded_at(*r)));
+}
+
+// An exception between begin and finish: the slot was never counted in
+// size_, so dropping the edges' references is all there is to undo.
+void Recording::abandon() noexcept {
+  tape_->undo_edges(r_);
+  r_->saved.clear();
+  r_ = nullptr;
+  tape_->mu_.unlock();
 }
 
 void Tape::finish_locked(Record* r, Tensor& output) {
@@ -213,7 +255,7 @@ void Tape::finish_locked(Record* r, Tensor& output) {
   for (SavedTensor& s : r->saved)
     if (s.tensor.impl() == output.impl()) s.tensor = output.detach();
   r->had_saved = !r->saved.empty();
-  r->out_shape = output.shape();
+  r->out_shape.assign(output.shape());
   r->out_dtype = output.dtype();
   r->refcount = 1;
   r->output = output.impl();
@@ -221,28 +263,36 @@ void Tape::finish_locked(Record* r, Tensor& output) {
   impl->requires_grad = true;
   impl->record = index;
   impl->tape = this;
-  retain();
+  refs_++;  // the output's reference, under the lock
   size_++;
   live_++;
 }
 
 // ---------------------------------------------------------------- lifetime
-void Tape::release_output(int32_t index) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  records_[index].output = nullptr;
-  release(index);
+void Tape::release_output_and_unretain(int32_t index) {
+  bool last;
+  {
+    std::lock_guard<TapeLock> lock(mu_);
+    records_[index].output = nullptr;
+    release(index);
+    last = --refs_ == 0;
+  }
+  if (last) delete this;
 }
 
 // Iterative, so that dropping a long chain cannot overflow the C++ stack.
+// Dropping a saved tensor may release records of this tape again (nested):
+// each call works only on the part of the worklist it pushed.
 void Tape::release(int32_t index) {
+  if (--records_[index].refcount > 0) return;  // the usual case: still consumed
+  const size_t base = worklist_.size();
   worklist_.push_back(index);
-  while (!worklist_.empty()) {
+  while (worklist_.size() > base) {
     int32_t i = worklist_.back();
     worklist_.pop_back();
     Record& r = records_[i];
-    if (--r.refcount > 0) continue;
     for (Edge& e : r.inputs) {
-      if (e.record >= 0) worklist_.push_back(e.record);
+      if (e.record >= 0 && --records_[e.record].refcount == 0) worklist_.push_back(e.record);
       e.leaf.reset();
     }
     r.inputs.clear();
@@ -371,7 +421,7 @@ struct Engine {
     TG_CHECK(roots.size() == grads.size(), ValueError, "backward: got ", roots.size(),
              " outputs but ", grads.size(), " gradients");
     Tape& tape = Tape::current();
-    std::lock_guard<std::recursive_mutex> lock(tape.mu_);
+    std::lock_guard<TapeLock> lock(tape.mu_);
     const bool anomaly = t_anomaly;
     int32_t top = -1;
     // Note [Backward without allocation]

@@ -73,17 +73,29 @@ struct OwnedCounter {
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
+// Free blocks of one class, linked through their first word: pushing and
+// popping never allocates (a vector of pointers had to grow, and could fail).
+struct FreeList {
+  void* head = nullptr;
+  void push(void* p) {
+    *static_cast<void**>(p) = head;
+    head = p;
+  }
+  void* pop() {
+    void* p = head;
+    if (p) head = *static_cast<void**>(p);
+    return p;
+  }
+};
+
 struct Cache {
-  std::vector<void*> free[kMaxClasses];
+  FreeList free[kMaxClasses];
   OwnedCounter bytes;  // what the free lists hold
   OwnedCounter hits;
 
   void release_all() {
-    for (int c = 0; c < kMaxClasses; c++) {
-      for (void* p : free[c]) system_free(p);
-      free[c].clear();
-      free[c].shrink_to_fit();
-    }
+    for (int c = 0; c < kMaxClasses; c++)
+      while (void* p = free[c].pop()) system_free(p);
     bytes.sub(bytes.get());
   }
 };
@@ -146,10 +158,7 @@ void* allocate(size_t nbytes) {
   SizeClass sc = size_class(nbytes);
   if (sc.index < kMaxClasses) {
     if (Cache* cache = thread_cache()) {
-      std::vector<void*>& list = cache->free[sc.index];
-      if (!list.empty()) {
-        void* p = list.back();
-        list.pop_back();
+      if (void* p = cache->free[sc.index].pop()) {
         cache->bytes.sub(sc.capacity);
         cache->hits.add(1);
         return p;
@@ -167,13 +176,9 @@ void deallocate(void* p, size_t nbytes) noexcept {
   // evict many small ones, and malloc already reuses big blocks well.
   Cache* cache = sc.index < kMaxClasses && sc.capacity <= limit / 4 ? thread_cache() : nullptr;
   if (cache && cache->bytes.get() + sc.capacity <= limit) {
-    try {
-      cache->free[sc.index].push_back(p);  // grows only until the loop is warm
-      cache->bytes.add(sc.capacity);
-      return;
-    } catch (const std::bad_alloc&) {
-      // no room to remember the block: give it back instead
-    }
+    cache->free[sc.index].push(p);
+    cache->bytes.add(sc.capacity);
+    return;
   }
   system_free(p);
 }

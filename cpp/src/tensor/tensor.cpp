@@ -58,21 +58,10 @@ void Dims::push_back(int64_t v) {
   d[ndim++] = v;
 }
 
-bool Dims::operator==(const Dims& o) const {
-  if (ndim != o.ndim) return false;
-  for (int i = 0; i < ndim; i++)
-    if (d[i] != o.d[i]) return false;
-  return true;
-}
-
-int64_t numel(const Shape& s) {
-  int64_t n = 1;
-  for (int i = 0; i < s.ndim; i++) {
+void throw_bad_numel(const Shape& s) {
+  for (int i = 0; i < s.ndim; i++)
     TG_CHECK(s.d[i] >= 0, ValueError, "negative dimension ", s.d[i], " in shape ", to_string(s));
-    if (__builtin_mul_overflow(n, s.d[i], &n))  // no division: numel() is on every op's path
-      throw ValueError(str("shape ", to_string(s), " has more elements than fit in 64 bits"));
-  }
-  return n;
+  throw ValueError(str("shape ", to_string(s), " has more elements than fit in 64 bits"));
 }
 
 std::string to_string(const Dims& s) {
@@ -121,7 +110,7 @@ int wrap_dim(int64_t dim, int ndim, const char* op) {
 
 // ---------------------------------------------------------------- storage
 Ref<Storage> Storage::allocate(size_t nbytes) {
-  Ref<Storage> s(new Storage);
+  Ref<Storage> s = Ref<Storage>::adopt(new Storage);
   s->data = memory::allocate(nbytes);
   s->nbytes = nbytes;
   return s;
@@ -129,14 +118,56 @@ Ref<Storage> Storage::allocate(size_t nbytes) {
 
 Storage::~Storage() {
   if (deleter) deleter(ctx, data);
-  else memory::deallocate(data, nbytes);
+  else if (!block) memory::deallocate(data, nbytes);
 }
 
 TensorImpl::~TensorImpl() {
-  if (tape) {
-    tape->release_output(record);
-    tape->unretain();
+  if (tape) tape->release_output_and_unretain(record);
+}
+
+void TensorImpl::set_storage(Ref<Storage> s) {
+  if (embedded && !home_ref) home_ref = storage;
+  storage = std::move(s);
+}
+
+// Note [One block per small tensor]
+// A small tensor's TensorImpl, its Storage and its data are one allocation
+// (impl, then storage, then data, each on a 64-byte boundary) instead of
+// three: on workload 1's 16-element ops the two extra allocations and frees
+// were a third of an op's cost. The block belongs to the storage, which
+// outlives the impl in the usual case (views and NumPy arrays hold the
+// storage, never the impl). The impl is destroyed in place; its reference to
+// the storage is dropped last, and that may free the block. Should the impl's
+// `storage` be pointed elsewhere (`t.data = v`), home_ref keeps its own block.
+namespace {
+constexpr size_t kBlockAlign = 64;
+constexpr size_t round_up(size_t n) { return (n + kBlockAlign - 1) / kBlockAlign * kBlockAlign; }
+constexpr size_t kImplBytes = round_up(sizeof(TensorImpl));
+constexpr size_t kStorageBytes = round_up(sizeof(Storage));
+// Larger buffers keep their own allocation: their size classes are coarser,
+// and a header in front of a big buffer would waste a class's slack.
+constexpr size_t kMaxEmbeddedData = 1024;
+}  // namespace
+
+void ref_destroy(TensorImpl* p) noexcept {
+  if (!p->embedded) {
+    delete p;
+    return;
   }
+  Ref<Storage> home = p->home_ref ? std::move(p->home_ref) : std::move(p->storage);
+  p->~TensorImpl();
+  // `home` dies here: the last reference to the storage frees the block p is in.
+}
+
+void ref_destroy(Storage* p) noexcept {
+  if (!p->block) {
+    delete p;
+    return;
+  }
+  void* block = p->block;
+  size_t bytes = p->block_bytes;
+  p->~Storage();
+  memory::deallocate(block, bytes);
 }
 
 // ---------------------------------------------------------------- Tensor
@@ -144,10 +175,33 @@ Tensor Tensor::empty(const Shape& shape, DType dt) {
   int64_t n = tg::numel(shape), nbytes;
   if (__builtin_mul_overflow(n, (int64_t)itemsize(dt), &nbytes))
     throw ValueError(str("empty: ", to_string(shape), " is too large to allocate"));
-  Ref<TensorImpl> t(new TensorImpl);
-  t->storage = Storage::allocate((size_t)nbytes);
-  t->shape = shape;
-  t->strides = contiguous_strides(shape);
+  Ref<TensorImpl> t;
+  if ((size_t)nbytes <= kMaxEmbeddedData) {
+    size_t bytes = kImplBytes + kStorageBytes + (size_t)nbytes;
+    char* block = static_cast<char*>(memory::allocate(bytes));
+    auto* s = ::new (block + kImplBytes) Storage;
+    s->block = block;
+    s->block_bytes = bytes;
+    s->data = block + kImplBytes + kStorageBytes;
+    s->nbytes = (size_t)nbytes;
+    t = Ref<TensorImpl>::adopt(::new (block) TensorImpl);
+    t->embedded = true;
+    t->storage = Ref<Storage>::adopt(s);
+  } else {
+    t = Ref<TensorImpl>::adopt(new TensorImpl);
+    t->storage = Storage::allocate((size_t)nbytes);
+  }
+  // Shape and strides written element by element: copying a freshly computed
+  // Dims whole (16-byte loads over 8-byte stores still in flight) stalls on
+  // store forwarding, which cost more than the rest of this function.
+  t->shape.ndim = t->strides.ndim = shape.ndim;
+  int64_t stride = 1;
+  for (int i = shape.ndim - 1; i >= 0; i--) {
+    int64_t d = shape.d[i];
+    t->shape.d[i] = d;
+    t->strides.d[i] = stride;
+    stride *= d > 0 ? d : 1;
+  }
   t->dtype = dt;
   return Tensor(std::move(t));
 }
@@ -170,8 +224,8 @@ Tensor Tensor::scalar(double value, DType dt) { return full(Shape{}, value, dt);
 
 Tensor Tensor::from_blob(void* data, const Shape& shape, const Strides& strides, DType dt,
                          void (*deleter)(void*, void*), void* ctx, size_t nbytes) {
-  Ref<TensorImpl> t(new TensorImpl);
-  Ref<Storage> s(new Storage);
+  Ref<TensorImpl> t = Ref<TensorImpl>::adopt(new TensorImpl);
+  Ref<Storage> s = Ref<Storage>::adopt(new Storage);
   s->data = data;
   s->nbytes = nbytes;
   s->deleter = deleter;
@@ -199,18 +253,6 @@ Tensor Tensor::from_vector(const std::vector<double>& v, const Shape& shape, DTy
 }
 
 int64_t Tensor::size(int dim) const { return shape()[wrap_dim(dim, ndim(), "size")]; }
-int64_t Tensor::numel() const { return tg::numel(shape()); }
-
-bool Tensor::is_contiguous() const {
-  int64_t expected = 1;
-  for (int i = ndim() - 1; i >= 0; i--) {
-    if (shape()[i] == 1) continue;
-    if (strides()[i] != expected) return false;
-    expected *= shape()[i];
-  }
-  return true;
-}
-
 std::string Tensor::describe() const {
   if (!defined()) return "undefined";
   return str(dtype_name(dtype()), to_string(shape()));
@@ -291,7 +333,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
 
 Tensor Tensor::detach() const {
   TG_TRACE(detach_of, *this);
-  Ref<TensorImpl> t(new TensorImpl);
+  Ref<TensorImpl> t = Ref<TensorImpl>::adopt(new TensorImpl);
   t->storage = impl_->storage;
   t->offset = impl_->offset;
   t->shape = impl_->shape;
