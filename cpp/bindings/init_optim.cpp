@@ -42,6 +42,23 @@ void init_optim(py::module_& m) {
         py::arg("nesterov"), py::arg("maximize"),
         "One SGD step on `param`; returns the momentum buffer (created on the first step)");
 
+  // Momentum-free SGD on dense gradients, a whole parameter group per call:
+  // one Python call instead of one per parameter (the NER step's four dense
+  // parameters cost more to dispatch than to update).
+  m.def("_optim_sgd_dense", [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                               double lr, double weight_decay, bool maximize) {
+          TG_CHECK(params.size() == grads.size(), ValueError, "SGD: ", params.size(),
+                   " parameters but ", grads.size(), " gradients");
+          SGDOptions o{lr, 0.0, 0.0, weight_decay, false, maximize};
+          py::gil_scoped_release release;
+          for (size_t i = 0; i < params.size(); i++) {
+            Tensor no_buffer;
+            sgd(params[i], grads[i], no_buffer, o);
+          }
+        },
+        py::arg("params"), py::arg("grads"), py::arg("lr"), py::arg("weight_decay"),
+        py::arg("maximize"), "One momentum-free SGD step on each of `params`");
+
   m.def("_optim_sgd_sparse", [](const Tensor& param, const Ref<RowSparse>& grad, py::object buf,
                                 double lr, double momentum, double dampening, double weight_decay,
                                 bool nesterov, bool maximize) -> py::object {

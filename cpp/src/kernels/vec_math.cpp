@@ -83,9 +83,10 @@ inline VF exp_vec(VF x) {
 // Note [Vectorised tanh and sigmoid]
 // tanh (float32): Cephes' tanhf, branch-free. |x| < 0.625: the odd polynomial
 // |x| + |x| z P(z), z = x^2 (exact for subnormals and +-0, whose z underflows);
-// else sign(x) (1 - 2 / (exp(2|x|) + 1)) on the vectorised exp, which
-// saturates to exactly +-1 from |x| ~ 9.01 on (exp overflowing to inf gives
-// 2 / inf = 0, so no clamp is needed). NaN propagates through the exp branch.
+// else sign(x) (1 - 2 / (exp(2|x|) + 1)) on the vectorised exp (exp_vec_tanh:
+// exp_vec without the range handling that 2|x| <= 20 does not need, equal to
+// it bit for bit, as a sweep of all 2^32 inputs showed), which saturates to
+// exactly +-1 from |x| ~ 9.01 on. NaN propagates through the exp branch.
 //
 // sigmoid (float32): with e = exp(-|x|) in (0, 1] (it never overflows),
 // 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0: the negative side keeps
@@ -104,6 +105,29 @@ inline VF exp_vec(VF x) {
 // sigmoid = 1 for x >= 16.64, 0 below -103.97), overflow gives inf. Each lane
 // depends only on its own input, so results do not depend on how a run is
 // split (threads, rows of the fused linear, alignment).
+// exp(y) for the tanh below, y = 2|x| >= 0 or NaN: exp_vec's steps for y in
+// [0, 20], where 2^n is one exact power of two (n <= 29), so its values are
+// exp_vec's to the bit. Larger y is clamped to 20: tanh is then 1 - 2/(e+1)
+// with 2/(e+1) < 4.2e-9, which rounds to exactly 1 either way.
+inline VF exp_vec_tanh(VF y) {
+  y = select(y > splatf(20.f), splatf(20.f), y);  // NaN compares false: stays NaN
+  const VF magic = splatf(12582912.f);
+  VF t = y * splatf(1.44269504088896341f) + magic;
+  VF nf = t - magic;
+  VU b = (VU)t - splatu(0x4B400000u - 127u);  // n + 127, the biased exponent of 2^n
+  VF r = y - nf * splatf(0.693359375f);
+  r = r - nf * splatf(-2.12194440e-4f);
+  VF z = r * r;
+  VF p = splatf(1.9875691500e-4f);
+  p = p * r + splatf(1.3981999507e-3f);
+  p = p * r + splatf(8.3334519073e-3f);
+  p = p * r + splatf(4.1665795894e-2f);
+  p = p * r + splatf(1.6666665459e-1f);
+  p = p * r + splatf(5.0000001201e-1f);
+  p = p * z + r + splatf(1.0f);
+  return p * (VF)(b << 23);
+}
+
 inline VF tanh_vec(VF x) {
   const VU sign_mask = splatu(0x80000000u);
   VF a = (VF)((VU)x & ~sign_mask);
@@ -114,7 +138,7 @@ inline VF tanh_vec(VF x) {
   p = p * z + splatf(1.33314422036e-1f);
   p = p * z + splatf(-3.33332819422e-1f);
   VF small = p * z * a + a;  // |tanh x| on both branches, then x's sign (keeps -0)
-  VF e = exp_vec(a + a);
+  VF e = exp_vec_tanh(a + a);
   VF large = splatf(1.f) - splatf(2.f) / (e + splatf(1.f));
   VF t = select(a < splatf(0.625f), small, large);
   return (VF)((VU)t | ((VU)x & sign_mask));

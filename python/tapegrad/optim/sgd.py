@@ -88,8 +88,16 @@ class SGD(Optimizer):
             closure (Callable, optional): re-evaluates the model and returns the loss.
         """
         loss = self._eval_closure(closure)
+        dense = {}  # id(group) -> (group, params, grads): momentum-free dense steps, batched
         for group, p, grad in self._grads_with(self._check_grad):
             momentum = group["momentum"]
+            if momentum == 0 and not _is_sparse(grad):
+                entry = dense.get(id(group))
+                if entry is None:
+                    entry = dense[id(group)] = (group, [], [])
+                entry[1].append(p)
+                entry[2].append(grad)
+                continue
             args = (_to_scalar(group["lr"]), momentum, group["dampening"],
                     group["weight_decay"], group["nesterov"], group["maximize"])
             state = self.state[p] if momentum != 0 else None
@@ -102,4 +110,7 @@ class SGD(Optimizer):
                 buf = _C._optim_sgd(p, grad, buf, *args)
             if state is not None:
                 state["momentum_buffer"] = buf
+        for group, params, grads in dense.values():
+            _C._optim_sgd_dense(params, grads, _to_scalar(group["lr"]), group["weight_decay"],
+                                group["maximize"])
         return loss
