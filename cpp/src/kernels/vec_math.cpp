@@ -55,15 +55,14 @@ inline V select(M mask, V a, V b) {  // mask ? a : b, lane by lane
   return (V)((mask & (M)a) | (~mask & (M)b));
 }
 
-inline VF exp_vec(VF x) {
-  x = select(x < splatf(-110.f), splatf(-110.f), x);  // NaN compares false: stays NaN
-  x = select(x > splatf(100.f), splatf(100.f), x);
+// exp's core for an x already in range: returns e^r and sets n (mod 2^32;
+// unsigned, so that even the garbage lanes of a NaN input stay well defined),
+// with x = n ln2 + r.
+inline VF exp_reduced(VF x, VU& n) {
   const VF magic = splatf(12582912.f);  // 1.5 * 2^23: adding it rounds to an integer
   VF t = x * splatf(1.44269504088896341f) + magic;
   VF nf = t - magic;
-  // b = n + 256 from the integer in t's mantissa; unsigned, so that even the
-  // garbage lanes of a NaN input stay well defined (b is in [97, 400] else).
-  VU b = (VU)t - splatu(0x4B400000u - 256u);
+  n = (VU)t - splatu(0x4B400000u);  // the integer in t's mantissa
   VF r = x - nf * splatf(0.693359375f);
   r = r - nf * splatf(-2.12194440e-4f);
   VF z = r * r;
@@ -73,9 +72,18 @@ inline VF exp_vec(VF x) {
   p = p * r + splatf(4.1665795894e-2f);
   p = p * r + splatf(1.6666665459e-1f);
   p = p * r + splatf(5.0000001201e-1f);
-  p = p * z + r + splatf(1.0f);
-  // 2^n1 * 2^n2 with n1 = floor(n / 2), n2 = n - n1: biased exponents
-  // n1 + 127 = b/2 - 1 and n2 + 127 = b - b/2 - 1, both in [47, 199].
+  return p * z + r + splatf(1.0f);
+}
+
+inline VF exp_vec(VF x) {
+  x = select(x < splatf(-110.f), splatf(-110.f), x);  // NaN compares false: stays NaN
+  x = select(x > splatf(100.f), splatf(100.f), x);
+  VU n;
+  VF p = exp_reduced(x, n);
+  // 2^n1 * 2^n2 with n1 = floor(n / 2), n2 = n - n1, from b = n + 256 (in
+  // [97, 400]): biased exponents n1 + 127 = b/2 - 1 and n2 + 127 = b - b/2 - 1,
+  // both in [47, 199].
+  VU b = n + splatu(256u);
   VU h = b >> 1;
   return p * (VF)((h - splatu(1u)) << 23) * (VF)((b - h - splatu(1u)) << 23);
 }
@@ -111,21 +119,9 @@ inline VF exp_vec(VF x) {
 // with 2/(e+1) < 4.2e-9, which rounds to exactly 1 either way.
 inline VF exp_vec_tanh(VF y) {
   y = select(y > splatf(20.f), splatf(20.f), y);  // NaN compares false: stays NaN
-  const VF magic = splatf(12582912.f);
-  VF t = y * splatf(1.44269504088896341f) + magic;
-  VF nf = t - magic;
-  VU b = (VU)t - splatu(0x4B400000u - 127u);  // n + 127, the biased exponent of 2^n
-  VF r = y - nf * splatf(0.693359375f);
-  r = r - nf * splatf(-2.12194440e-4f);
-  VF z = r * r;
-  VF p = splatf(1.9875691500e-4f);
-  p = p * r + splatf(1.3981999507e-3f);
-  p = p * r + splatf(8.3334519073e-3f);
-  p = p * r + splatf(4.1665795894e-2f);
-  p = p * r + splatf(1.6666665459e-1f);
-  p = p * r + splatf(5.0000001201e-1f);
-  p = p * z + r + splatf(1.0f);
-  return p * (VF)(b << 23);
+  VU n;
+  VF p = exp_reduced(y, n);
+  return p * (VF)((n + splatu(127u)) << 23);  // 2^n, n in [0, 29]: one exact factor
 }
 
 inline VF tanh_vec(VF x) {
