@@ -132,3 +132,48 @@ def test_sparse_embedding_grad_keeps_the_incoming_buffer_only_when_unseen():
     ref_pad = ref.copy()
     ref_pad[4] = 0.0
     np.testing.assert_array_equal(dense_of(emb.weight.grad), ref_pad)
+
+
+# Note [One block per small tensor] (cpp/src/tensor/tensor.cpp): a small
+# tensor's impl, storage and data share one allocation owned by the storage.
+def test_small_tensor_block_outlives_the_tensor_through_views_and_numpy():
+    a = tg.tensor([1.0, 2.0, 3.0])
+    v = a[1:]          # a view holds the storage, not the impl
+    n = a.numpy()      # so does NumPy
+    del a
+    n[2] = 7.0
+    assert v.tolist() == [2.0, 7.0]
+    del v
+    assert n.tolist() == [1.0, 2.0, 7.0]
+
+
+def test_small_tensor_data_reassignment_keeps_both_blocks_alive():
+    a = tg.tensor([1.0, 2.0])
+    a_view = a[:]                       # keeps a's first storage in use
+    b = tg.tensor([5.0, 6.0, 7.0])
+    a.data = b                          # a's impl now points at b's storage
+    del b
+    assert a.tolist() == [5.0, 6.0, 7.0]
+    assert a_view.tolist() == [1.0, 2.0]
+    a.data = a_view                     # and back at its own block
+    del a_view
+    assert a.tolist() == [1.0, 2.0]
+    w = tg.tensor([3.0], requires_grad=True)
+    w.data = tg.tensor([4.0])
+    (w * 2).sum().backward()
+    assert w.grad.tolist() == [2.0]
+
+
+def test_scaled_gradient_in_place_only_when_unseen():
+    # MulScalar's backward scales a sole-owned gradient in place; a gradient
+    # the user passed in (and still holds) must come back untouched.
+    x = leaf([1.0, 2.0])
+    g = tg.tensor([1.0, 1.0], dtype=tg.float64)
+    y = x * 3.0
+    y.backward(g)
+    assert g.tolist() == [1.0, 1.0]
+    assert x.grad.tolist() == [3.0, 3.0]
+    z = ((x * 2.0) * 0.5).sum()   # chain of scalings, the seed is the engine's own
+    x.grad = None
+    z.backward()
+    assert x.grad.tolist() == [1.0, 1.0]
