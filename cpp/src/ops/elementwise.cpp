@@ -287,7 +287,9 @@ Tensor mul(const Tensor& a, double s) {
 }
 void MulScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
   // A gradient nobody else can see is scaled in place (the same rounding as a
-  // fresh product): a chain of scalings then allocates nothing.
+  // fresh product): a chain of scalings then allocates nothing. A plain loop,
+  // not mul_(): sole_owner() already guarantees a contiguous buffer with no
+  // history or views, so mul_'s strided walk and version bump are not needed.
   if (sole_owner(g) && is_floating(g.dtype())) {
     dispatch_float(g.dtype(), "mul", [&](auto tag) {
       using T = decltype(tag);
