@@ -448,6 +448,52 @@ def test_sparse_adam_zero_grad_keeps_an_empty_sparse_gradient_like_torch():
     assert g.is_sparse and g._nnz() == 1  # accumulated into the emptied gradient
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", [{}, {"maximize": True}, {"weight_decay": 0.01}])
+def test_plain_sgd_one_call_path_equals_per_parameter_path(kw, dtype):
+    """A single momentum-free group takes one core call (_optim_sgd_plain); splitting the
+    same parameters into two groups takes the per-parameter loop. Both must agree bit for
+    bit, with a row-sparse embedding, dense parameters and a parameter without a gradient."""
+    rng = np.random.default_rng(11)
+    table, w1 = rng.standard_normal((30, 4)).astype(dtype), rng.standard_normal((3, 8)).astype(dtype)
+    b1 = rng.standard_normal(3).astype(dtype)
+    sparse = not kw.get("weight_decay")  # torch too rejects weight decay on sparse gradients
+
+    def model():
+        ps = [tg.tensor(a.copy(), requires_grad=True) for a in (table, w1, b1)]
+        return ps + [tg.zeros(2, dtype=getattr(tg, dtype), requires_grad=True)]  # never gets a gradient
+
+    one, two = model(), model()
+    opt1 = optim.SGD(one, lr=0.1, **kw)
+    opt2 = optim.SGD([{"params": two[:2]}, {"params": two[2:]}], lr=0.1, **kw)
+    for step in range(4):
+        idx = tg.tensor(rng.integers(0, 30, (5, 2)))
+        for ps, opt in ((one, opt1), (two, opt2)):
+            opt.zero_grad()
+            assert all(p.grad is None for p in ps)
+            x = F.embedding(idx, ps[0], sparse=sparse).reshape(5, 8)
+            tg.tanh(F.linear(x, ps[1], ps[2])).sum().backward()
+            assert ps[0].grad.is_sparse == sparse
+            opt.step()
+        for p, q in zip(one, two):
+            np.testing.assert_array_equal(_np(p), _np(q))
+    assert one[3].grad is None and not (_np(one[3]) != 0).any()
+
+
+def test_plain_sgd_checks_every_gradient_before_changing_any_parameter():
+    """The dense parameter comes first, the sparse one with weight decay fails: nothing moves."""
+    a = tg.randn(3, requires_grad=True)
+    w = tg.randn(5, 2, requires_grad=True)
+    opt = optim.SGD([a, w], lr=0.1, weight_decay=0.1)
+    (a * a).sum().backward()
+    F.embedding(tg.tensor([1, 2]), w, sparse=True).sum().backward()
+    before = _np(a).copy(), _np(w).copy()
+    with pytest.raises(RuntimeError, match=r"SGD: weight_decay is not supported with sparse"):
+        opt.step()
+    np.testing.assert_array_equal(_np(a), before[0])
+    np.testing.assert_array_equal(_np(w), before[1])
+
+
 def test_sparse_steps_with_nn_embedding_and_parameters():
     emb = tg.nn.Embedding(20, 4, sparse=True)
     opt = optim.SparseAdam(emb.parameters(), lr=0.05)

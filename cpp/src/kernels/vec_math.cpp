@@ -147,11 +147,23 @@ inline VF sigmoid_vec(VF x) {
   return num / (splatf(1.f) + e);
 }
 
-// y[i] = F(x[i]) over a run: whole vectors, then the last partial vector
-// padded (lanes are independent, so padding never changes a value).
+// y[i] = F(x[i]) over a run: pairs of vectors, whole vectors, then the last
+// partial vector padded (lanes are independent, so padding never changes a
+// value). The pairs: F is one long dependency chain (exp's polynomial, then a
+// divide), and two chains side by side let the core overlap them (tanh on
+// 512x100: 47 -> 39 us; four would spill the constants out of registers).
 template <VF (*F)(VF)>
 void map_vec(const float* x, float* y, int64_t n) {
   int64_t i = 0;
+  for (; i + 2 * kWF <= n; i += 2 * kWF) {
+    VF a, b;
+    std::memcpy(&a, x + i, sizeof a);
+    std::memcpy(&b, x + i + kWF, sizeof b);
+    a = F(a);
+    b = F(b);
+    std::memcpy(y + i, &a, sizeof a);
+    std::memcpy(y + i + kWF, &b, sizeof b);
+  }
   for (; i + kWF <= n; i += kWF) {
     VF v;
     std::memcpy(&v, x + i, sizeof v);

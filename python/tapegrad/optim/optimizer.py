@@ -372,14 +372,16 @@ class Optimizer:
     def zero_grad(self, set_to_none=True):
         """Resets the gradients of all optimized tensors: to None (the default), or,
         with ``set_to_none=False``, to zeros (a row-sparse gradient to one with no rows)."""
+        if set_to_none:  # one core call per group
+            for group in self.param_groups:
+                _C._optim_grads_to_none(group["params"])
+            return
         for group in self.param_groups:
             for p in group["params"]:
                 grad = p.grad
                 if grad is None:
                     continue
-                if set_to_none:
-                    p.grad = None
-                elif _is_sparse(grad):
+                if _is_sparse(grad):
                     _C._optim_zero_sparse_grad(p)
                 else:
                     with no_grad():

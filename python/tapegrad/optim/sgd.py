@@ -1,6 +1,6 @@
 """Stochastic gradient descent (optionally with momentum), as torch.optim.SGD."""
 
-from .. import _C
+from .. import _C, _compile
 from .optimizer import (
     Optimizer, _check_implementation_flags, _check_lr, _check_nonneg, _is_sparse, _to_scalar,
 )
@@ -88,6 +88,16 @@ class SGD(Optimizer):
             closure (Callable, optional): re-evaluates the model and returns the loss.
         """
         loss = self._eval_closure(closure)
+        groups = self.param_groups
+        if len(groups) == 1 and groups[0]["momentum"] == 0:
+            # Plain SGD, the common case: the whole group in one core call
+            # (same checks, same updates, same traced calls as the loop below).
+            group = groups[0]
+            if _compile._recorder is not None:  # tg.compile guards on the hyperparameters
+                _compile._note_optimizer(self)
+            _C._optim_sgd_plain(group["params"], _to_scalar(group["lr"]),
+                                group["weight_decay"], group["maximize"])
+            return loss
         dense = {}  # id(group) -> (group, params, grads): momentum-free dense steps, batched
         for group, p, grad in self._grads_with(self._check_grad):
             momentum = group["momentum"]
