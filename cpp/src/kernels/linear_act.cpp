@@ -89,6 +89,26 @@ inline void act_grad_run(const T* g, const T* y, T* d, int64_t m, Activation act
 // count), so the sums do not depend on it.
 int64_t sum_block_rows(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
 
+// acc[j] += sum of x[i, j] over the rows, in double, row by row (the order
+// of the plain loop), sixteen columns at a time so that their sums stay in
+// registers rather than going through memory for every element.
+template <class T>
+void column_sums(const T* x, int64_t rows, int64_t n, double* acc) {
+  constexpr int64_t W = 16;
+  int64_t j0 = 0;
+  for (; j0 + W <= n; j0 += W) {
+    double a[W];
+    for (int64_t k = 0; k < W; k++) a[k] = acc[j0 + k];
+    for (int64_t i = 0; i < rows; i++) {
+      const T* xr = x + i * n + j0;
+      for (int64_t k = 0; k < W; k++) a[k] += (double)xr[k];
+    }
+    for (int64_t k = 0; k < W; k++) acc[j0 + k] = a[k];
+  }
+  for (int64_t i = 0; i < rows && j0 < n; i++)
+    for (int64_t j = j0; j < n; j++) acc[j] += (double)x[i * n + j];
+}
+
 template <class T>
 void act_backward_rows_impl(const T* g, const T* y, T* d, int64_t rows, int64_t n,
                             Activation act, T* db) {
@@ -105,14 +125,10 @@ void act_backward_rows_impl(const T* g, const T* y, T* d, int64_t rows, int64_t 
   parallel_for(nblocks, std::max<int64_t>(1, kGrainCheap / (br * std::max<int64_t>(n, 1))),
                [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; blk++) {
-      double* acc = part.data() + blk * n;
-      int64_t r1 = std::min(rows, (blk + 1) * br);
-      for (int64_t i = blk * br; i < r1; i++) {
-        int64_t off = i * n;
-        act_grad_run(g + off, y ? y + off : nullptr, d + off, n, act);
-        const T* dr = d + off;
-        for (int64_t j = 0; j < n; j++) acc[j] += (double)dr[j];
-      }
+      int64_t r0 = blk * br, r1 = std::min(rows, (blk + 1) * br);
+      if (act != Activation::None || d != g)
+        act_grad_run(g + r0 * n, y ? y + r0 * n : nullptr, d + r0 * n, (r1 - r0) * n, act);
+      column_sums(d + r0 * n, r1 - r0, n, part.data() + blk * n);
     }
   }, 1);
   for (int64_t j = 0; j < n; j++) {

@@ -203,6 +203,8 @@ class Optimizer:
     @staticmethod
     def _hook_step(func):
         def wrapper(self, *args, **kwargs):
+            if not (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks):
+                return func(self, *args, **kwargs)
             for hook in list(self._optimizer_step_pre_hooks.values()):
                 result = hook(self, args, kwargs)
                 if result is not None:
