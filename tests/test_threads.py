@@ -322,3 +322,22 @@ def test_big_matmuls_overlap_across_threads(one_blas_thread):
     if speedup <= 1.3 and os.getloadavg()[0] > _cores() - 1:
         pytest.skip(f"machine busy (load {os.getloadavg()[0]:.1f}); speedup {speedup:.2f}x")
     assert speedup > 1.3, f"2 threads were only {speedup:.2f}x faster than sequential"
+
+
+# ---------------------------------------------------------------- OpenBLAS worker spin
+@pytest.mark.parametrize("preset", [None, "20"])
+def test_import_sets_the_openblas_spin_only_for_its_own_load(preset):
+    """Note [OpenBLAS worker spin]: tapegrad sets OPENBLAS_THREAD_TIMEOUT while its BLAS
+    loads and removes it afterwards; a value the user set is left as it was."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    code = ("import os, tapegrad as tg; "
+            "print(repr(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))); "
+            "tg.set_num_threads(2); print((tg.ones(64, 64) @ tg.ones(64, 64)).sum().item())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()[-2:]  # an editable install may print its rebuild first
+    assert lines[0] == repr(preset)
+    assert float(lines[1]) == 64.0 ** 3

@@ -6,15 +6,37 @@
     x.grad  # tensor([2., 4.])
 """
 
-# Load the BLAS that _C links against before _C itself (see Note [Finding
-# OpenBLAS at import time] in CMakeLists.txt). A system-BLAS build has no such
-# dependency, so its absence is fine.
-try:
-    import scipy_openblas32 as _scipy_openblas32  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+import os as _os
 
-from . import _C
+# Note [OpenBLAS worker spin]
+# After each call OpenBLAS's worker threads spin (yielding) for 2^28 cycles,
+# ~0.1 s, before they sleep. With 2 threads on a 2-core machine that spin
+# holds the second core through all the work between GEMMs, and the core's
+# own pool worker (tanh, the optimizer updates, ...) then waits for time
+# slices on it: the NER step at batch 512 ran 7% faster, and the GEMMs alone
+# no slower, with a spin of 2^16 cycles (~25 us, longer than the gaps between
+# the GEMMs of one backward). OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once,
+# when it loads, so it is set for the load of the library _C links against
+# and removed again (other copies of OpenBLAS, e.g. NumPy's, never see it); a
+# value the user set is left alone. It has no effect if that library was
+# loaded before tapegrad.
+_SPIN_VAR = "OPENBLAS_THREAD_TIMEOUT"
+_set_spin = _SPIN_VAR not in _os.environ
+if _set_spin:
+    _os.environ[_SPIN_VAR] = "16"
+try:
+    # Load the BLAS that _C links against before _C itself (see Note [Finding
+    # OpenBLAS at import time] in CMakeLists.txt). A system-BLAS build has no
+    # such dependency, so its absence is fine.
+    try:
+        import scipy_openblas32 as _scipy_openblas32  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
+
+    from . import _C
+finally:
+    if _set_spin:
+        del _os.environ[_SPIN_VAR]
 from ._C import (
     Tensor,
     dtype,
