@@ -299,7 +299,10 @@ def main(argv=None):
             "- versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()),
             f"- threads: {', '.join(map(str, threads))} (same count for every library; "
             "tg.set_num_threads, torch.set_num_threads, OPENBLAS/OMP/MKL_NUM_THREADS for NumPy, "
-            "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false for JAX at 1 thread)",
+            "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false for JAX at 1 thread; tapegrad's "
+            "OpenBLAS, which the BLAS floor shares, loads with "
+            f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '16 (tapegrad default)')}, "
+            "see Note [OpenBLAS worker spin])",
             f"- timing: {args.repeats} rounds of ~{args.block_s}s blocks per library, order "
             "rotated each round, after warm-up; median and spread of the per-call time; "
             "'time vs tapegrad' = median per-round ratio of the library's time to tapegrad's "
