@@ -50,10 +50,24 @@ struct Dims {
   int64_t& operator[](int i) { return d[i]; }
   void push_back(int64_t v);
   // Copies only the used dims, element by element: a whole-struct copy of
-  // dims written a moment ago stalls on store forwarding.
+  // dims written a moment ago stalls on store forwarding. Unrolled by hand:
+  // GCC turns the plain loop into a call to memcpy, which costs more than
+  // copying the one or two dims of a typical tensor (~2% of the C++ per-node
+  // cost, from recording every input's shape).
   void assign(const Dims& o) {
+    static_assert(kMaxDims == 8, "assign() copies up to 8 dims");
     ndim = o.ndim;
-    for (int i = 0; i < o.ndim; i++) d[i] = o.d[i];
+    switch (o.ndim) {
+      case 8: d[7] = o.d[7]; [[fallthrough]];
+      case 7: d[6] = o.d[6]; [[fallthrough]];
+      case 6: d[5] = o.d[5]; [[fallthrough]];
+      case 5: d[4] = o.d[4]; [[fallthrough]];
+      case 4: d[3] = o.d[3]; [[fallthrough]];
+      case 3: d[2] = o.d[2]; [[fallthrough]];
+      case 2: d[1] = o.d[1]; [[fallthrough]];
+      case 1: d[0] = o.d[0]; [[fallthrough]];
+      default: break;
+    }
   }
   const int64_t* begin() const { return d; }
   const int64_t* end() const { return d + ndim; }

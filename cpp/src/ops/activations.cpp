@@ -41,7 +41,7 @@ Tensor sigmoid(const Tensor& a) {
   }
   return out;
 }
-void Sigmoid_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Sigmoid_backward(const Record& r, Tensor& g, Tensor* gin) {
   gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto y) {
     using T = decltype(gv);
     return gv * y * (T(1) - y);
@@ -62,7 +62,7 @@ Tensor tanh(const Tensor& a) {
   }
   return out;
 }
-void Tanh_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Tanh_backward(const Record& r, Tensor& g, Tensor* gin) {
   gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto y) {
     using T = decltype(gv);
     return gv * (T(1) - y * y);
@@ -95,7 +95,7 @@ Tensor relu(const Tensor& a) {
   }
   return out;
 }
-void Relu_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Relu_backward(const Record& r, Tensor& g, Tensor* gin) {
   gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto y) {
     using T = decltype(gv);
     return y <= T(0) ? T(0) : gv;
@@ -117,7 +117,7 @@ Tensor leaky_relu(const Tensor& a, double negative_slope) {
   }
   return out;
 }
-void LeakyRelu_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void LeakyRelu_backward(const Record& r, Tensor& g, Tensor* gin) {
   double s = r.scalars[0];
   gin[0] = grad_map(g, r.saved_tensor(0), [s](auto gv, auto x) {
     using T = decltype(gv);
@@ -146,7 +146,7 @@ Tensor hardtanh(const Tensor& a, double min_val, double max_val) {
   }
   return out;
 }
-void Hardtanh_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Hardtanh_backward(const Record& r, Tensor& g, Tensor* gin) {
   double lo = r.scalars[0], hi = r.scalars[1];
   gin[0] = grad_map(g, r.saved_tensor(0), [lo, hi](auto gv, auto x) {
     using T = decltype(gv);
@@ -214,7 +214,7 @@ Tensor prelu(const Tensor& a, const Tensor& weight) {
   }
   return out;
 }
-void Prelu_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Prelu_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Tensor &a = r.saved_tensor(0), &weight = r.saved_tensor(1);
   PreluLayout l = prelu_layout(a, weight);
   DType dt = g.dtype();
@@ -397,7 +397,7 @@ Tensor softmax_forward(const Tensor& a, int64_t dim, const char* name, OpId op) 
 }
 
 template <bool Log>
-void softmax_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void softmax_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Tensor& y = r.saved_tensor(0);
   int d = (int)r.ints[0];
   DType dt = g.dtype();
@@ -417,7 +417,7 @@ Tensor softmax(const Tensor& a, int64_t dim) {
   TG_TRACE(softmax, a, dim);
   return softmax_forward<false>(a, dim, "softmax", OpId::Softmax);
 }
-void Softmax_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Softmax_backward(const Record& r, Tensor& g, Tensor* gin) {
   softmax_backward<false>(r, g, gin);
 }
 
@@ -428,7 +428,7 @@ Tensor log_softmax(const Tensor& a, int64_t dim) {
   TG_TRACE(log_softmax, a, dim);
   return softmax_forward<true>(a, dim, "log_softmax", OpId::LogSoftmax);
 }
-void LogSoftmax_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void LogSoftmax_backward(const Record& r, Tensor& g, Tensor* gin) {
   softmax_backward<true>(r, g, gin);
 }
 

@@ -70,9 +70,9 @@ Tensor add(const Tensor& a, const Tensor& b) {
   if (auto r = record(OpId::Add, a, b)) finish(r, out);
   return out;
 }
-void Add_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Add_backward(const Record& r, Tensor& g, Tensor* gin) {
   gin[0] = g;
-  gin[1] = g;
+  gin[1] = std::move(g);
 }
 
 // ================================================================ sub
@@ -83,9 +83,9 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   if (auto r = record(OpId::Sub, a, b)) finish(r, out);
   return out;
 }
-void Sub_backward(const Record& r, const Tensor& g, Tensor* gin) {
-  gin[0] = g;
+void Sub_backward(const Record& r, Tensor& g, Tensor* gin) {
   if (r.needs_input_grad(1)) gin[1] = neg(g);
+  gin[0] = std::move(g);
 }
 
 // ================================================================ mul
@@ -100,7 +100,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   }
   return out;
 }
-void Mul_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Mul_backward(const Record& r, Tensor& g, Tensor* gin) {
   size_t k = 0;
   if (r.needs_input_grad(0)) gin[0] = mul(g, r.saved_tensor(k++));
   if (r.needs_input_grad(1)) gin[1] = mul(g, r.saved_tensor(k));
@@ -118,7 +118,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
   }
   return out;
 }
-void Div_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Div_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Tensor &a = r.saved_tensor(0), &b = r.saved_tensor(1);
   if (r.needs_input_grad(0)) gin[0] = grad_map(g, b, [](auto gv, auto bv) { return gv / bv; });
   if (r.needs_input_grad(1))
@@ -139,7 +139,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   }
   return out;
 }
-void Pow_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Pow_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Tensor &a = r.saved_tensor(0), &b = r.saved_tensor(1), &y = r.saved_tensor(2);
   if (r.needs_input_grad(0))
     gin[0] = grad_map(g, a, b, [](auto gv, auto av, auto bv) {
@@ -169,7 +169,7 @@ static Tensor extremum(const Tensor& a, const Tensor& b, const char* name, OpId 
   return out;
 }
 template <bool IsMax>
-static void extremum_backward(const Record& r, const Tensor& g, Tensor* gin) {
+static void extremum_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Tensor &a = r.saved_tensor(0), &b = r.saved_tensor(1);
   auto share = [](auto gv, auto mine, auto other) {
     bool wins = IsMax ? mine > other : mine < other;
@@ -186,10 +186,10 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
   TG_TRACE(minimum, a, b);
   return extremum<false>(a, b, "minimum", OpId::Minimum);
 }
-void Maximum_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Maximum_backward(const Record& r, Tensor& g, Tensor* gin) {
   extremum_backward<true>(r, g, gin);
 }
-void Minimum_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Minimum_backward(const Record& r, Tensor& g, Tensor* gin) {
   extremum_backward<false>(r, g, gin);
 }
 
@@ -217,7 +217,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   }
   return out;
 }
-void Where_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Where_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Tensor& cond = r.saved_tensor(0);
   auto pick = [&](bool when) {
     Tensor out = Tensor::empty(broadcast_shapes(g.shape(), cond.shape(), "where"), g.dtype());
@@ -265,7 +265,7 @@ Tensor add(const Tensor& a, double s) {
   }
   return out;
 }
-void AddScalar_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
+void AddScalar_backward(const Record& r, Tensor& g, Tensor* gin) { gin[0] = std::move(g); }
 Tensor sub(const Tensor& a, double s) { TG_TRACE(sub, a, s); return add(a, -s); }
 Tensor rsub(double s, const Tensor& a) {
   TG_TRACE(rsub, s, a);
@@ -285,7 +285,7 @@ Tensor mul(const Tensor& a, double s) {
   }
   return out;
 }
-void MulScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void MulScalar_backward(const Record& r, Tensor& g, Tensor* gin) {
   // A gradient nobody else can see is scaled in place (the same rounding as a
   // fresh product): a chain of scalings then allocates nothing. A plain loop,
   // not mul_(): sole_owner() already guarantees a contiguous buffer with no
@@ -297,7 +297,7 @@ void MulScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
       T* p = g.data<T>();
       for (int64_t i = 0, n = g.numel(); i < n; i++) p[i] = p[i] * s;
     });
-    gin[0] = g;
+    gin[0] = std::move(g);
     return;
   }
   gin[0] = mul(g, r.scalars[0]);
@@ -319,7 +319,7 @@ Tensor rdiv(double s, const Tensor& a) {
   }
   return out;
 }
-void RDivScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void RDivScalar_backward(const Record& r, Tensor& g, Tensor* gin) {
   double s = r.scalars[0];
   gin[0] = grad_map(g, r.saved_tensor(0), [s](auto gv, auto av) { return -gv * s / (av * av); });
 }
@@ -343,7 +343,7 @@ Tensor pow(const Tensor& a, double s) {
   }
   return out;
 }
-void PowScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void PowScalar_backward(const Record& r, Tensor& g, Tensor* gin) {
   double s = r.scalars[0];
   gin[0] = grad_map(g, r.saved_tensor(0), [s](auto gv, auto av) {
     using T = decltype(gv);
@@ -364,7 +364,7 @@ Tensor pow(double s, const Tensor& a) {
   }
   return out;
 }
-void RPowScalar_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void RPowScalar_backward(const Record& r, Tensor& g, Tensor* gin) {
   double ls = std::log(r.scalars[0]);
   gin[0] = grad_map(g, r.saved_tensor(0), [ls](auto gv, auto yv) {
     using T = decltype(gv);
@@ -387,7 +387,7 @@ Tensor neg(const Tensor& a) {
   if (auto r = record(OpId::Neg, a)) finish(r, out);
   return out;
 }
-void Neg_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = neg(g); }
+void Neg_backward(const Record& r, Tensor& g, Tensor* gin) { gin[0] = neg(g); }
 
 // Unary float ops that save their input (x) or output (y) for backward.
 #define TG_UNARY_OP(Name, fname, forward_expr, saves_output, backward_expr)        \
@@ -400,7 +400,7 @@ void Neg_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = neg(
     }                                                                              \
     return out;                                                                    \
   }                                                                                \
-  void Name##_backward(const Record& r, const Tensor& g, Tensor* gin) {            \
+  void Name##_backward(const Record& r, Tensor& g, Tensor* gin) {            \
     gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto v) {                  \
       using T = decltype(gv);                                                      \
       (void)sizeof(T);                                                             \
@@ -425,7 +425,7 @@ Tensor exp(const Tensor& a) {
   }
   return out;
 }
-void Exp_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Exp_backward(const Record& r, Tensor& g, Tensor* gin) {
   gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto v) { return gv * v; });
 }
 // y = log(x)                   dx = g / x
@@ -489,7 +489,7 @@ Tensor clamp(const Tensor& a, std::optional<double> lo, std::optional<double> hi
   }
   return out;
 }
-void Clamp_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Clamp_backward(const Record& r, Tensor& g, Tensor* gin) {
   double l = r.scalars[0], h = r.scalars[1];
   gin[0] = grad_map(g, r.saved_tensor(0), [l, h](auto gv, auto v) {
     using T = decltype(gv);
@@ -509,7 +509,7 @@ Tensor to(const Tensor& a, DType dt) {
   }
   return out;
 }
-void Cast_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
+void Cast_backward(const Record& r, Tensor& g, Tensor* gin) { gin[0] = std::move(g); }
 
 // ================================================================ no gradient
 template <class F>

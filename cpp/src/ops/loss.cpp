@@ -194,7 +194,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
   }
   return out;
 }
-void CrossEntropy_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void CrossEntropy_backward(const Record& r, Tensor& g, Tensor* gin) {
   if (!r.needs_input_grad(0)) return;
   Reduction red = (Reduction)r.ints[0];
   int64_t ignore_index = r.ints[1];
@@ -289,7 +289,7 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reducti
   }
   return out;
 }
-void NllLoss_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void NllLoss_backward(const Record& r, Tensor& g, Tensor* gin) {
   if (!r.needs_input_grad(0)) return;
   Reduction red = (Reduction)r.ints[0];
   int64_t ignore_index = r.ints[1];
@@ -359,7 +359,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   }
   return out;
 }
-void BceWithLogits_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void BceWithLogits_backward(const Record& r, Tensor& g, Tensor* gin) {
   Reduction red = (Reduction)r.ints[0];
   const Tensor &logits = r.saved_tensor(0), &target = r.saved_tensor(1);
   DType dt = g.dtype();
@@ -452,7 +452,7 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
   }
   return out;
 }
-void MseLoss_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void MseLoss_backward(const Record& r, Tensor& g, Tensor* gin) {
   Reduction red = (Reduction)r.ints[0];
   const Tensor &input = r.saved_tensor(0), &target = r.saved_tensor(1);
   DType dt = g.dtype();

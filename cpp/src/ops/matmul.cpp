@@ -313,7 +313,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   }
   return out;
 }
-void Matmul_backward(const Record& r, const Tensor& grad, Tensor* gin) {
+void Matmul_backward(const Record& r, Tensor& grad, Tensor* gin) {
   MatmulDims d = matmul_dims(r.inputs[0].shape, r.inputs[1].shape);
   DType dt = r.inputs[0].dtype;
   Tensor G2 = grad_matrix(cast_nograd(grad, dt), d);
@@ -460,7 +460,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Activation act)
   }
   return out;
 }
-void Linear_backward(const Record& r, const Tensor& grad, Tensor* gin) {
+void Linear_backward(const Record& r, Tensor& grad, Tensor* gin) {
   Activation act = (Activation)r.ints[0];
   DType dt = r.inputs[0].dtype;
   const Shape& xs = r.inputs[0].shape;

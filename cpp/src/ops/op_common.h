@@ -13,7 +13,7 @@ namespace tg {
 
 // The backward of every op in the table, defined next to its forward.
 #define TG_OP_DECLARE_BACKWARD(Name, py, family) \
-  void Name##_backward(const Record& r, const Tensor& grad_out, Tensor* grad_in);
+  void Name##_backward(const Record& r, Tensor& grad_out, Tensor* grad_in);
 TG_OP_TABLE(TG_OP_DECLARE_BACKWARD)
 #undef TG_OP_DECLARE_BACKWARD
 

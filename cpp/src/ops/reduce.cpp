@@ -230,7 +230,7 @@ Tensor reduce_sum(const Tensor& x, const Shape& kd, const Shape& out_shape, doub
 
 // The gradient of a sum / mean: g (result shape) broadcast back to the input
 // shape, divided by `divisor`.
-Tensor reduce_backward(const Record& r, const Tensor& g, bool mean) {
+Tensor reduce_backward(const Record& r, Tensor& g, bool mean) {
   const Shape& in = r.inputs[0].shape;
   bool keepdim = r.ints[0] != 0;
   uint32_t mask = (uint32_t)r.ints[1];
@@ -263,7 +263,7 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   }
   return out;
 }
-void Sum_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Sum_backward(const Record& r, Tensor& g, Tensor* gin) {
   gin[0] = reduce_backward(r, g, false);
 }
 
@@ -285,7 +285,7 @@ Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   }
   return out;
 }
-void Mean_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Mean_backward(const Record& r, Tensor& g, Tensor* gin) {
   gin[0] = reduce_backward(r, g, true);
 }
 
@@ -434,7 +434,7 @@ Tensor extremum_all(const Tensor& a, const char* name, OpId op) {
   return vals;
 }
 
-void extremum_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void extremum_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Shape& in = r.inputs[0].shape;
   DType dt = g.dtype();
   Tensor gx = Tensor::zeros(in, dt);
@@ -520,10 +520,10 @@ std::pair<Tensor, Tensor> min(const Tensor& a, int64_t dim, bool keepdim) {
 }
 Tensor max(const Tensor& a) { TG_TRACE(max, a); return extremum_all<true>(a, "max", OpId::MaxDim); }
 Tensor min(const Tensor& a) { TG_TRACE(min, a); return extremum_all<false>(a, "min", OpId::MinDim); }
-void MaxDim_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void MaxDim_backward(const Record& r, Tensor& g, Tensor* gin) {
   extremum_backward(r, g, gin);
 }
-void MinDim_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void MinDim_backward(const Record& r, Tensor& g, Tensor* gin) {
   extremum_backward(r, g, gin);
 }
 
@@ -609,7 +609,7 @@ Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim
   }
   return out;
 }
-void LogSumExp_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void LogSumExp_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Tensor &x = r.saved_tensor(0), &m = r.saved_tensor(1), &ls = r.saved_tensor(2);
   bool keepdim = r.ints[0] != 0;
   uint32_t mask = (uint32_t)r.ints[1];

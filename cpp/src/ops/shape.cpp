@@ -161,7 +161,7 @@ Tensor view(const Tensor& a, const std::vector<int64_t>& shape) {
   TG_TRACE(view, a, shape);
   return reshape_impl(a, shape, "view", false);
 }
-void Reshape_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Reshape_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Shape& in = r.inputs[0].shape;
   if (g.is_contiguous()) {  // the usual case, without building a size list
     gin[0] = make_view(g, in, contiguous_strides(in), g.impl()->offset);
@@ -203,7 +203,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
   TG_TRACE(permute, a, dims);
   return permute_impl(a, dims.data(), (int)dims.size());
 }
-void Permute_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Permute_backward(const Record& r, Tensor& g, Tensor* gin) {
   int64_t inv[kMaxDims];
   for (size_t i = 0; i < r.ints.size(); i++) inv[(size_t)r.ints[i]] = (int64_t)i;
   gin[0] = permute_impl(g, inv, (int)r.ints.size());
@@ -272,7 +272,7 @@ Tensor expand(const Tensor& a, const std::vector<int64_t>& shape) {
   if (auto r = record(OpId::Expand, a)) finish(r, out);
   return out;
 }
-void Expand_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
+void Expand_backward(const Record& r, Tensor& g, Tensor* gin) { gin[0] = std::move(g); }
 
 // ================================================================ squeeze / unsqueeze / flatten
 Tensor squeeze(const Tensor& a, std::optional<int64_t> dim) {
@@ -353,7 +353,7 @@ Tensor slice(const Tensor& a, int64_t dim, std::optional<int64_t> start,
   }
   return out;
 }
-void Slice_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Slice_backward(const Record& r, Tensor& g, Tensor* gin) {
   int d = (int)r.ints[0];
   int64_t lo = r.ints[1], step = r.ints[2];
   Tensor z = Tensor::zeros(r.inputs[0].shape, g.dtype());
@@ -411,7 +411,7 @@ Tensor clone(const Tensor& a) {
   if (auto r = record(OpId::Contiguous, a)) finish(r, out);
   return out;
 }
-void Contiguous_backward(const Record& r, const Tensor& g, Tensor* gin) { gin[0] = g; }
+void Contiguous_backward(const Record& r, Tensor& g, Tensor* gin) { gin[0] = std::move(g); }
 
 // ================================================================ cat
 // y = [x0, x1, ...] along dim  dxi = g[..., off_i : off_i + n_i, ...]
@@ -480,7 +480,7 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
   }
   return out;
 }
-void Cat_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Cat_backward(const Record& r, Tensor& g, Tensor* gin) {
   int d = (int)r.ints[0];
   int64_t off = 0;
   for (size_t i = 0; i < r.inputs.size(); i++) {
@@ -616,7 +616,7 @@ Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index) {
   }
   return out;
 }
-void IndexSelect_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void IndexSelect_backward(const Record& r, Tensor& g, Tensor* gin) {
   if (!r.needs_input_grad(0)) return;
   int d = (int)r.ints[0];
   const Tensor& idx = r.saved_tensor(0);
@@ -688,7 +688,7 @@ Tensor gather(const Tensor& a, int64_t dim, const Tensor& index) {
   }
   return out;
 }
-void Gather_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Gather_backward(const Record& r, Tensor& g, Tensor* gin) {
   if (!r.needs_input_grad(0)) return;
   int d = (int)r.ints[0];
   const Tensor& index = r.saved_tensor(0);
@@ -764,7 +764,7 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
   }
   return out;
 }
-void Embedding_backward(const Record& r, const Tensor& g, Tensor* gin) {
+void Embedding_backward(const Record& r, Tensor& g, Tensor* gin) {
   if (!r.needs_input_grad(1)) return;
   const Tensor& idx = r.saved_tensor(0);
   const Shape& ws = r.inputs[1].shape;
