@@ -511,6 +511,18 @@ def _optim_sgd(param: Tensor, grad: Tensor, momentum_buffer: typing.Any, lr: typ
     """
     One SGD step on `param`; returns the momentum buffer (created on the first step)
     """
+def _optim_grads_to_none(params: collections.abc.Sequence[Tensor]) -> None:
+    """
+    Sets .grad to None on every tensor of `params` that has one
+    """
+def _optim_sgd_dense(params: collections.abc.Sequence[Tensor], grads: collections.abc.Sequence[Tensor], lr: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
+    """
+    One momentum-free SGD step on each of `params`
+    """
+def _optim_sgd_plain(params: collections.abc.Sequence[Tensor], lr: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
+    """
+    One momentum-free SGD step on every parameter of `params` that has a gradient
+    """
 def _optim_sgd_sparse(param: Tensor, grad: RowSparseGrad, momentum_buffer: typing.Any, lr: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, dampening: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, nesterov: bool, maximize: bool) -> typing.Any:
     """
     One SGD step with a row-sparse gradient; returns the (row-sparse) momentum buffer
