@@ -451,9 +451,10 @@ def test_sparse_adam_zero_grad_keeps_an_empty_sparse_gradient_like_torch():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kw", [{}, {"maximize": True}, {"weight_decay": 0.01}])
 def test_plain_sgd_one_call_path_equals_per_parameter_path(kw, dtype):
-    """A single momentum-free group takes one core call (_optim_sgd_plain); splitting the
-    same parameters into two groups takes the per-parameter loop. Both must agree bit for
-    bit, with a row-sparse embedding, dense parameters and a parameter without a gradient."""
+    """A momentum-free group is stepped by one core call (_optim_sgd_group): with one group
+    directly, with two after SGD's own checks. Both must agree bit for bit with stepping each
+    parameter by hand through the per-parameter kernels, with a row-sparse embedding, dense
+    parameters and a parameter without a gradient."""
     rng = np.random.default_rng(11)
     table, w1 = rng.standard_normal((30, 4)).astype(dtype), rng.standard_normal((3, 8)).astype(dtype)
     b1 = rng.standard_normal(3).astype(dtype)
@@ -463,20 +464,32 @@ def test_plain_sgd_one_call_path_equals_per_parameter_path(kw, dtype):
         ps = [tg.tensor(a.copy(), requires_grad=True) for a in (table, w1, b1)]
         return ps + [tg.zeros(2, dtype=getattr(tg, dtype), requires_grad=True)]  # never gets a gradient
 
-    one, two = model(), model()
+    one, two, ref = model(), model(), model()
     opt1 = optim.SGD(one, lr=0.1, **kw)
     opt2 = optim.SGD([{"params": two[:2]}, {"params": two[2:]}], lr=0.1, **kw)
+
+    def by_hand():
+        args = (0.1, 0.0, 0.0, kw.get("weight_decay", 0.0), False, kw.get("maximize", False))
+        for p in ref:
+            if p.grad is None:
+                continue
+            step = tg._C._optim_sgd_sparse if p.grad.is_sparse else tg._C._optim_sgd
+            step(p, p.grad, None, *args)
+
     for step in range(4):
         idx = tg.tensor(rng.integers(0, 30, (5, 2)))
-        for ps, opt in ((one, opt1), (two, opt2)):
-            opt.zero_grad()
+        for ps, zero, step_fn in ((one, opt1.zero_grad, opt1.step),
+                                  (two, opt2.zero_grad, opt2.step),
+                                  (ref, lambda: [setattr(p, "grad", None) for p in ref], by_hand)):
+            zero()
             assert all(p.grad is None for p in ps)
             x = F.embedding(idx, ps[0], sparse=sparse).reshape(5, 8)
             tg.tanh(F.linear(x, ps[1], ps[2])).sum().backward()
             assert ps[0].grad.is_sparse == sparse
-            opt.step()
-        for p, q in zip(one, two):
-            np.testing.assert_array_equal(_np(p), _np(q))
+            step_fn()
+        for p, q, r in zip(one, two, ref):
+            np.testing.assert_array_equal(_np(p), _np(r))
+            np.testing.assert_array_equal(_np(q), _np(r))
     assert one[3].grad is None and not (_np(one[3]) != 0).any()
 
 

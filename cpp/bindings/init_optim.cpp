@@ -42,61 +42,22 @@ void init_optim(py::module_& m) {
         py::arg("nesterov"), py::arg("maximize"),
         "One SGD step on `param`; returns the momentum buffer (created on the first step)");
 
-  // Momentum-free SGD on dense gradients, a whole parameter group per call:
-  // one Python call instead of one per parameter (the NER step's four dense
-  // parameters cost more to dispatch than to update).
-  m.def("_optim_sgd_dense", [](const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                               double lr, double weight_decay, bool maximize) {
-          TG_CHECK(params.size() == grads.size(), ValueError, "SGD: ", params.size(),
-                   " parameters but ", grads.size(), " gradients");
+  // A momentum-free SGD step of a whole parameter group in one call
+  // (optim::sgd_group).
+  m.def("_optim_sgd_group", [](const std::vector<Tensor>& params, double lr,
+                               double weight_decay, bool maximize) {
           SGDOptions o{lr, 0.0, 0.0, weight_decay, false, maximize};
           py::gil_scoped_release release;
-          for (size_t i = 0; i < params.size(); i++) {
-            Tensor no_buffer;
-            sgd(params[i], grads[i], no_buffer, o);
-          }
-        },
-        py::arg("params"), py::arg("grads"), py::arg("lr"), py::arg("weight_decay"),
-        py::arg("maximize"), "One momentum-free SGD step on each of `params`");
-
-  // A whole momentum-free SGD step of one parameter group in one call: reads
-  // each parameter's .grad (dense or row-sparse) and updates it. Every
-  // gradient is checked before any parameter changes, as SGD.step does. The
-  // reads and updates are the same traced core calls the per-parameter path
-  // makes, so tg.compile records the same program. (Measured on the NER step:
-  // the per-parameter Python path cost ~20 us a step, more than the updates
-  // of its four dense parameters.)
-  m.def("_optim_sgd_plain", [](const std::vector<Tensor>& params, double lr, double weight_decay,
-                               bool maximize) {
-          SGDOptions o{lr, 0.0, 0.0, weight_decay, false, maximize};
-          py::gil_scoped_release release;
-          std::vector<std::pair<const Tensor*, Tensor>> dense;
-          std::vector<std::pair<const Tensor*, Ref<RowSparse>>> sparse;
-          for (const Tensor& p : params) {
-            if (Ref<RowSparse> s = p.sparse_grad()) {
-              TG_CHECK(weight_decay == 0, RuntimeError,
-                       "SGD: weight_decay is not supported with sparse gradients (PyTorch "
-                       "raises \"add(sparse, dense) is not supported. Use add(dense, sparse) "
-                       "instead.\")");
-              sparse.emplace_back(&p, std::move(s));
-            } else if (Tensor g = p.grad(); g.defined()) {
-              dense.emplace_back(&p, std::move(g));
-            }
-          }
-          for (auto& [p, g] : sparse) sgd_sparse(*p, *g, Ref<RowSparse>(), o);
-          Tensor no_buffer;
-          for (auto& [p, g] : dense) sgd(*p, g, no_buffer, o);
+          sgd_group(params, o);
         },
         py::arg("params"), py::arg("lr"), py::arg("weight_decay"), py::arg("maximize"),
         "One momentum-free SGD step on every parameter of `params` that has a gradient");
 
   // zero_grad(set_to_none=True) over a list: .grad = None where one is set,
   // in one call.
-  m.def("_optim_grads_to_none", [](const std::vector<Tensor>& params) {
-          for (const Tensor& p : params) {
-            Tensor t = p;
-            if (t.sparse_grad() || t.grad().defined()) t.set_grad(Tensor());
-          }
+  m.def("_optim_grads_to_none", [](std::vector<Tensor>& params) {
+          for (Tensor& p : params)
+            if (p.sparse_grad() || p.grad().defined()) p.set_grad(Tensor());
         },
         py::arg("params"), "Sets .grad to None on every tensor of `params` that has one");
 

@@ -515,11 +515,7 @@ def _optim_grads_to_none(params: collections.abc.Sequence[Tensor]) -> None:
     """
     Sets .grad to None on every tensor of `params` that has one
     """
-def _optim_sgd_dense(params: collections.abc.Sequence[Tensor], grads: collections.abc.Sequence[Tensor], lr: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
-    """
-    One momentum-free SGD step on each of `params`
-    """
-def _optim_sgd_plain(params: collections.abc.Sequence[Tensor], lr: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
+def _optim_sgd_group(params: collections.abc.Sequence[Tensor], lr: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
     """
     One momentum-free SGD step on every parameter of `params` that has a gradient
     """

@@ -25,6 +25,8 @@
 // grad mode: optimizer steps write parameters that require grad by design.
 #pragma once
 
+#include <vector>
+
 #include "tapegrad/sparse.h"
 #include "tapegrad/tensor.h"
 
@@ -50,6 +52,12 @@ void sgd(const Tensor& param, const Tensor& grad, Tensor& momentum_buffer, const
 // keeps it uncoalesced, which is the same sum) and is returned.
 Ref<RowSparse> sgd_sparse(const Tensor& param, const RowSparse& grad,
                           const Ref<RowSparse>& momentum_buffer, const SGDOptions& o);
+
+// One momentum-free step of a parameter group: every parameter's .grad, dense
+// or row-sparse, is read and checked before any parameter changes; parameters
+// without a gradient are skipped. (From Python, a loop over the parameters
+// cost more than the NER step's dense updates themselves.)
+void sgd_group(const std::vector<Tensor>& params, const SGDOptions& o);
 
 // ---------------------------------------------------------------- Adagrad
 struct AdagradOptions {

@@ -400,7 +400,7 @@ void Neg_backward(const Record& r, Tensor& g, Tensor* gin) { gin[0] = neg(g); }
     }                                                                              \
     return out;                                                                    \
   }                                                                                \
-  void Name##_backward(const Record& r, Tensor& g, Tensor* gin) {            \
+  void Name##_backward(const Record& r, Tensor& g, Tensor* gin) {                  \
     gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto v) {                  \
       using T = decltype(gv);                                                      \
       (void)sizeof(T);                                                             \

@@ -125,15 +125,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
       ep = shifted.data<T>();
       for (int64_t o = 0; o < sp.outer; o++) {
         const T* row = xp + o * C;
-        // max_run's result (NaN if any), inline: a call per 5-element row
-        // cost more than the row's arithmetic.
-        T mx = -std::numeric_limits<T>::infinity();
-        bool nan = false;
-        for (int64_t c = 0; c < C; c++) {
-          nan |= row[c] != row[c];
-          mx = row[c] > mx ? row[c] : mx;
-        }
-        if (nan) mx = std::numeric_limits<T>::quiet_NaN();
+        T mx = max_run(row, C);
         mp[o] = mx;
         for (int64_t c = 0; c < C; c++) ep[o * C + c] = row[c] - mx;
       }

@@ -230,7 +230,7 @@ Tensor reduce_sum(const Tensor& x, const Shape& kd, const Shape& out_shape, doub
 
 // The gradient of a sum / mean: g (result shape) broadcast back to the input
 // shape, divided by `divisor`.
-Tensor reduce_backward(const Record& r, Tensor& g, bool mean) {
+Tensor reduce_backward(const Record& r, const Tensor& g, bool mean) {
   const Shape& in = r.inputs[0].shape;
   bool keepdim = r.ints[0] != 0;
   uint32_t mask = (uint32_t)r.ints[1];

@@ -32,6 +32,13 @@ Tensor dense_grad(const Tensor& param, const Tensor& grad, const char* op) {
   return grad.is_contiguous() ? grad : contiguous_copy(grad);
 }
 
+// torch: grad.add(param, alpha=weight_decay) with a sparse grad.
+void check_sparse_weight_decay(const SGDOptions& o) {
+  TG_CHECK(o.weight_decay == 0, RuntimeError,
+           "SGD: weight_decay is not supported with sparse gradients (PyTorch raises "
+           "\"add(sparse, dense) is not supported. Use add(dense, sparse) instead.\")");
+}
+
 void check_state(const Tensor& buf, const Tensor& param, const char* name, const char* op) {
   TG_CHECK(buf.defined(), RuntimeError, op, ": state '", name, "' is missing");
   TG_CHECK(buf.shape() == param.shape() && buf.dtype() == param.dtype(), RuntimeError, op,
@@ -184,10 +191,7 @@ Ref<RowSparse> sgd_sparse(const Tensor& param, const RowSparse& grad,
            "row-sparse momentum buffer is replaced every step); use momentum=0, dense "
            "gradients (sparse=False), or run optimizer.step() outside the compiled function");
   check_param(param, "SGD");
-  // torch: grad.add(param, alpha=weight_decay) with a sparse grad.
-  TG_CHECK(o.weight_decay == 0, RuntimeError,
-           "SGD: weight_decay is not supported with sparse gradients (PyTorch raises "
-           "\"add(sparse, dense) is not supported. Use add(dense, sparse) instead.\")");
+  check_sparse_weight_decay(o);
   bool use_momentum = o.momentum != 0;
   ParamBuffer pb(param);
   const int64_t rs = grad.row_size();
@@ -276,6 +280,26 @@ Ref<RowSparse> sgd_sparse(const Tensor& param, const RowSparse& grad,
   });
   pb.finish();
   return RowSparse::make(new_idx, new_val, param.shape());
+}
+
+// Not traced itself: the .grad reads and the updates it makes are traced one
+// by one, exactly as the per-parameter path records them.
+void sgd_group(const std::vector<Tensor>& params, const SGDOptions& o) {
+  TG_CHECK(o.momentum == 0, ValueError,
+           "SGD: sgd_group takes momentum-free steps only, got momentum ", o.momentum);
+  std::vector<std::pair<const Tensor*, Tensor>> dense;
+  std::vector<std::pair<const Tensor*, Ref<RowSparse>>> sparse;
+  for (const Tensor& p : params) {
+    if (Ref<RowSparse> s = p.sparse_grad()) {
+      check_sparse_weight_decay(o);
+      sparse.emplace_back(&p, std::move(s));
+    } else if (Tensor g = p.grad(); g.defined()) {
+      dense.emplace_back(&p, std::move(g));
+    }
+  }
+  for (auto& [p, g] : sparse) sgd_sparse(*p, *g, Ref<RowSparse>(), o);
+  Tensor no_buffer;
+  for (auto& [p, g] : dense) sgd(*p, g, no_buffer, o);
 }
 
 // ================================================================ Adagrad

@@ -81,6 +81,12 @@ class SGD(Optimizer):
                 "SGD: weight_decay is not supported with sparse gradients (PyTorch raises "
                 "\"add(sparse, dense) is not supported. Use add(dense, sparse) instead.\")")
 
+    @staticmethod
+    def _plain_step(group):
+        """A momentum-free step of every parameter of `group` that has a gradient."""
+        _C._optim_sgd_group(group["params"], _to_scalar(group["lr"]), group["weight_decay"],
+                            group["maximize"])
+
     def step(self, closure=None):
         """Performs a single optimization step.
 
@@ -90,37 +96,29 @@ class SGD(Optimizer):
         loss = self._eval_closure(closure)
         groups = self.param_groups
         if len(groups) == 1 and groups[0]["momentum"] == 0:
-            # Plain SGD, the common case: the whole group in one core call
-            # (same checks, same updates, same traced calls as the loop below).
-            group = groups[0]
+            # Plain SGD, the common case: the core reads and checks every
+            # gradient before it updates any parameter, so no loop here.
             if _compile._recorder is not None:  # tg.compile guards on the hyperparameters
                 _compile._note_optimizer(self)
-            _C._optim_sgd_plain(group["params"], _to_scalar(group["lr"]),
-                                group["weight_decay"], group["maximize"])
+            self._plain_step(groups[0])
             return loss
-        dense = {}  # id(group) -> (group, params, grads): momentum-free dense steps, batched
-        for group, p, grad in self._grads_with(self._check_grad):
+        plain = {}  # id(group) -> group: momentum-free groups, one core call each
+        for group, p, grad in self._grads_with(self._check_grad):  # checks them all first
             momentum = group["momentum"]
-            if momentum == 0 and not _is_sparse(grad):
-                entry = dense.get(id(group))
-                if entry is None:
-                    entry = dense[id(group)] = (group, [], [])
-                entry[1].append(p)
-                entry[2].append(grad)
+            if momentum == 0:
+                plain[id(group)] = group
                 continue
             args = (_to_scalar(group["lr"]), momentum, group["dampening"],
                     group["weight_decay"], group["nesterov"], group["maximize"])
-            state = self.state[p] if momentum != 0 else None
-            buf = state.get("momentum_buffer") if state is not None else None
+            state = self.state[p]
+            buf = state.get("momentum_buffer")
             if _is_sparse(grad) and (buf is None or _is_sparse(buf)):
                 buf = _C._optim_sgd_sparse(p, grad, buf, *args)
             else:
                 if _is_sparse(grad):  # a dense buffer from earlier dense gradients
                     grad = grad.to_dense()
                 buf = _C._optim_sgd(p, grad, buf, *args)
-            if state is not None:
-                state["momentum_buffer"] = buf
-        for group, params, grads in dense.values():
-            _C._optim_sgd_dense(params, grads, _to_scalar(group["lr"]), group["weight_decay"],
-                                group["maximize"])
+            state["momentum_buffer"] = buf
+        for group in plain.values():
+            self._plain_step(group)
         return loss
