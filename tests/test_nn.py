@@ -739,6 +739,23 @@ def test_embedding_forward_shapes_and_rows():
     np.testing.assert_array_equal(to_np(out), to_np(e.weight)[idx])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_rows_of_every_width_are_copied_exactly(dtype):
+    # Rows are copied in 32-byte chunks plus an overlapping last chunk, and
+    # rows under 32 bytes another way: every width around those edges, with
+    # output rows that do not start on a chunk boundary.
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 37, (3, 7))
+    for dim in list(range(1, 20)) + [31, 32, 33, 50, 64, 65, 100]:
+        table = rng.standard_normal((37, dim)).astype(dtype)
+        out = tg.nn.functional.embedding(tg.tensor(idx), tg.from_numpy(table))
+        np.testing.assert_array_equal(to_np(out), table[idx], err_msg=f"dim {dim}")
+        # A column view of a wider table: rows stride past their width.
+        wide = rng.standard_normal((37, dim + 3)).astype(dtype)
+        out = tg.nn.functional.embedding(tg.tensor(idx), tg.from_numpy(wide)[:, 1:dim + 1])
+        np.testing.assert_array_equal(to_np(out), wide[idx, 1:dim + 1], err_msg=f"view, dim {dim}")
+
+
 @pytest.mark.parametrize("padding_idx", [0, 3, -1])
 def test_embedding_padding_idx_zero_row_and_zero_grad_match_torch(padding_idx):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)

@@ -753,7 +753,7 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
     if (D == 0) return;
     for (int64_t i = 0; i < N; i++) {
       if (i + kRowsAhead < N) prefetch_row<false>(src + ip[i + kRowsAhead] * row, D * sizeof(T));
-      std::memcpy(dst + i * D, src + ip[i] * row, (size_t)D * sizeof(T));
+      copy_row(dst + i * D, src + ip[i] * row, (size_t)D * sizeof(T));
     }
   });
   if (auto r = record(OpId::Embedding, indices, weight)) {
