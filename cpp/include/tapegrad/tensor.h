@@ -142,6 +142,9 @@ class Ref {
     p_ = nullptr;
   }
   T* get() const { return p_; }
+  // Forgets the pointer without counting down: for a caller that has seen
+  // itself as the sole owner and destroys the object itself.
+  void release_sole() { p_ = nullptr; }
   T* operator->() const { return p_; }
   T& operator*() const { return *p_; }
   explicit operator bool() const { return p_ != nullptr; }

@@ -157,6 +157,13 @@ void ref_destroy(TensorImpl* p) noexcept {
   Ref<Storage> home = p->home_ref ? std::move(p->home_ref) : std::move(p->storage);
   p->~TensorImpl();
   // `home` dies here: the last reference to the storage frees the block p is in.
+  // Usually it is the only one (no views), and then no other thread can reach
+  // the storage to count it up: free it without the locked decrement.
+  Storage* s = home.get();
+  if (s && s->refcount_.load(std::memory_order_acquire) == 1) {
+    home.release_sole();
+    ref_destroy(s);
+  }
 }
 
 void ref_destroy(Storage* p) noexcept {
