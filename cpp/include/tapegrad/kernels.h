@@ -378,6 +378,17 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double al
           const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
           int64_t ldc);
 
+// The same product when one of m, n, k is at most kSmallGemmDim, by the
+// core's own kernels (Note [Small-dimension products] in small_gemm.cpp);
+// returns false, doing nothing, for the shapes it leaves to BLAS.
+constexpr int kSmallGemmDim = 6;
+bool small_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                int64_t ldc);
+bool small_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
+                double* c, int64_t ldc);
+
 void set_num_threads(int n);  // BLAS and the core's own loops
 int get_num_threads();        // as set, or BLAS's default until set
 int core_num_threads();       // the core's loops: as set, or 1 until set

@@ -4,6 +4,7 @@
 // The default BLAS is the scipy-openblas32 wheel, whose symbols carry a
 // `scipy_` prefix (scipy_cblas_sgemm). CMake passes TG_BLAS_PREFIX (empty for
 // a system BLAS) and TG_BLAS_OPENBLAS when openblas_set_num_threads exists.
+#include <algorithm>
 #include <climits>
 
 #include <cblas.h>
@@ -39,7 +40,9 @@ static int check_int(int64_t v, const char* what) {
 // by 250 x 100) costs several times the arithmetic. Those shapes go to GEMV /
 // GER instead. With beta == 0 GEMV's output is cleared first (GEMV reads C,
 // and a reused buffer may hold NaN; GEMM does not), and an outer product is
-// written directly rather than cleared and then accumulated by GER.
+// written directly rather than cleared and then accumulated by GER. Products
+// with another dimension of at most kSmallGemmDim go to the core's own kernels
+// (Note [Small-dimension products] in small_gemm.cpp).
 template <class T>
 struct Blas;
 template <>
@@ -104,6 +107,9 @@ static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
     Blas<T>::ger(CblasRowMajor, M, N, alpha, a, trans_a ? 1 : LDA, b, trans_b ? LDB : 1, c, LDC);
     return;
   }
+  if (std::min({m, n, k}) <= kSmallGemmDim &&
+      small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+    return;
   Blas<T>::gemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, a, LDA, b, LDB, beta, c,
                 LDC);

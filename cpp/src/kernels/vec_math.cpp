@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tapegrad/kernels.h"
+#include "vec_width.h"
 
 namespace tg {
 
@@ -31,11 +32,7 @@ namespace tg {
 #if defined(__GNUC__)
 #define TG_HAVE_VEC 1
 namespace {
-#if defined(__AVX__)
-constexpr int kVecBytes = 32;
-#else
-constexpr int kVecBytes = 16;
-#endif
+constexpr int kVecBytes = vec::kBytes;
 typedef float VF __attribute__((vector_size(kVecBytes)));
 typedef int32_t VI __attribute__((vector_size(kVecBytes)));
 typedef uint32_t VU __attribute__((vector_size(kVecBytes)));
