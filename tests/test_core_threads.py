@@ -66,7 +66,41 @@ def _ops():
             (gb,) = tg.autograd.grad([(y * y).sum()], [bias])
             out[f"linear_{act}_{name}"] = y
             out[f"linear_{act}_gb_{name}"] = gb
+        # the core's small-dimension GEMM kernels split rows; BLAS is not involved
+        h = tg.tensor(rng.standard_normal((4096, 100)).astype(dt))
+        w5 = tg.tensor(rng.standard_normal((5, 100)).astype(dt))
+        out[f"small_n_gemm_{name}"] = h @ w5.t()
+        out[f"small_m_gemm_{name}"] = w5 @ h.t()
+        out[f"small_k_gemm_{name}"] = h[:, :5] @ w5
+        emb_w, ids = _sparse_step(dt)
+        out[f"embedding_gather_{name}"] = tg.nn.functional.embedding(ids, emb_w)
+        out[f"sparse_sgd_{name}"] = emb_w
     return {k: np.array(v.detach().numpy(), copy=True) for k, v in out.items()}
+
+
+def _sparse_setup(dt, batch=512):
+    """An embedding table, ids and an SGD optimizer for one step through
+    row-sparse gradients, the NER model's (batch x 5 ids into 20,000 x 50),
+    with many repeated rows."""
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 20_000, batch * 5)
+    ids[::7] = ids[:len(ids[::7])]  # rows repeated all over the table
+    emb = tg.nn.Embedding(20_000, 50, sparse=True)
+    with tg.no_grad():
+        emb.weight.copy_(tg.tensor(rng.standard_normal((20_000, 50)).astype(dt)))
+    coef = tg.tensor(rng.standard_normal((batch, 5, 50)).astype(dt))
+    return emb, tg.tensor(ids.reshape(batch, 5)), coef, tg.optim.SGD(emb.parameters(), lr=0.1)
+
+
+def _sparse_run(emb, ids, coef, opt):
+    (emb(ids) * coef).sum().backward()
+    opt.step()
+
+
+def _sparse_step(dt):
+    emb, ids, coef, opt = _sparse_setup(dt)
+    _sparse_run(emb, ids, coef, opt)
+    return emb.weight.detach(), ids
 
 
 def _results_identical_across_thread_counts():
@@ -90,6 +124,12 @@ def _large_kernel_runs_on_two_threads():
     z = x + x
     regions3, threads = tg._C._parallel_debug()
     assert regions3 > regions2 and threads == 2
+    for dt in (np.float32, np.float64):  # the NER step's gather and sparse update
+        step = _sparse_setup(dt)
+        before = tg._C._parallel_debug()[0]
+        _sparse_run(*step)
+        regions3, threads = tg._C._parallel_debug()
+        assert regions3 >= before + 2 and threads == 2
     tg.set_num_threads(1)
     y1 = tg.tanh(x)
     assert tg._C._parallel_debug()[0] == regions3  # one thread: never the pool
@@ -105,6 +145,10 @@ def _small_tensors_stay_on_the_calling_thread():
         tg.tanh(x), x + x, tg.exp(x) * x, tg.sigmoid(x).sum()
         tg._C._linear(x.reshape(64, 64), x.reshape(64, 64), None, "tanh")
     assert tg._C._parallel_debug()[0] == regions
+    step = _sparse_setup(np.float32, batch=32)
+    before = tg._C._parallel_debug()[0]
+    _sparse_run(*step)  # 160 rows: the gather and the update stay inline
+    assert tg._C._parallel_debug()[0] == before
 
 
 def test_set_num_threads_rejects_nonpositive():

@@ -61,6 +61,11 @@ template <> constexpr DType dtype_of<bool>() { return DType::Bool; }
 // table's 200-byte rows, gather and update alike, once the prefetch covered
 // every line of a row (interleaved microbenchmark, L2 flushed between calls).
 constexpr int64_t kRowsAhead = 16;
+// Those passes split across the core's threads from 2 * kGrainRowElems
+// elements (Note [Core threads]): each core keeps its own misses in flight,
+// so the wait on memory halves (the batch-512 NER gather is 128,000
+// elements; batch 32's 8,000 stay on one thread).
+constexpr int64_t kGrainRowElems = 32768;
 // Every cache line the row touches: a row that does not start on a line
 // boundary spans one line more than bytes / 64.
 template <bool ForWrite>

@@ -205,12 +205,23 @@ Ref<RowSparse> sgd_sparse(const Tensor& param, const RowSparse& grad,
       const T* v = g->values.template data<T>();
       const int64_t* idx = g->indices.data<int64_t>();
       const T neg_lr = (T)(o.maximize ? o.lr : -o.lr);
-      for (int64_t k = 0, nnz = g->nnz(); k < nnz; k++) {
-        if (k + kRowsAhead < nnz) prefetch_row<true>(p + idx[k + kRowsAhead] * rs, rs * sizeof(T));
-        T* pr = p + idx[k] * rs;
-        const T* vr = v + k * rs;
-        for (int64_t j = 0; j < rs; j++) pr[j] = std::fma(vr[j], neg_lr, pr[j]);
-      }
+      const int64_t nnz = g->nnz(), rows = param.shape()[0];
+      // Threads own ranges of the parameter's rows and each walks all the
+      // gradient rows, applying those in its range: a repeated row is updated
+      // by one thread, in gradient order, so the result is the sequential
+      // one whatever the thread count.
+      const int64_t grain = nnz * rs >= 2 * kGrainRowElems ? 1 : rows;
+      parallel_for(rows, grain, [&](int64_t lo, int64_t hi) {
+        auto mine = [&](int64_t k) { return idx[k] >= lo && idx[k] < hi; };
+        for (int64_t k = 0; k < nnz; k++) {
+          if (k + kRowsAhead < nnz && mine(k + kRowsAhead))
+            prefetch_row<true>(p + idx[k + kRowsAhead] * rs, rs * sizeof(T));
+          if (!mine(k)) continue;
+          T* pr = p + idx[k] * rs;
+          const T* vr = v + k * rs;
+          for (int64_t j = 0; j < rs; j++) pr[j] = std::fma(vr[j], neg_lr, pr[j]);
+        }
+      });
     });
     pb.finish();
     return out;
