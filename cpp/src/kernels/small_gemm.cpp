@@ -363,6 +363,8 @@ template <class T>
 bool small_gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
                      const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
                      int64_t ldc) {
+  // BLAS does not read A and B when alpha == 0 (an inf there gives no NaN).
+  if (alpha == T(0)) return false;
   const View<T> A{a, trans_a ? 1 : lda, trans_a ? lda : 1};  // A(i, k)
   const View<T> B{b, trans_b ? 1 : ldb, trans_b ? ldb : 1};  // B(k, j)
   if (k <= kSmallGemmDim) {
