@@ -4,7 +4,6 @@
 // The default BLAS is the scipy-openblas32 wheel, whose symbols carry a
 // `scipy_` prefix (scipy_cblas_sgemm). CMake passes TG_BLAS_PREFIX (empty for
 // a system BLAS) and TG_BLAS_OPENBLAS when openblas_set_num_threads exists.
-#include <algorithm>
 #include <climits>
 
 #include <cblas.h>
@@ -107,9 +106,7 @@ static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
     Blas<T>::ger(CblasRowMajor, M, N, alpha, a, trans_a ? 1 : LDA, b, trans_b ? LDB : 1, c, LDC);
     return;
   }
-  if (std::min({m, n, k}) <= kSmallGemmDim &&
-      small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
-    return;
+  if (small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   Blas<T>::gemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, a, LDA, b, LDB, beta, c,
                 LDC);

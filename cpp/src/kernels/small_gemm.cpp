@@ -328,11 +328,14 @@ void small_n_axpy_blocks(int64_t b0, int64_t b1, int64_t m, int64_t k, const T* 
   }
 }
 
-template <class T, class F, int... Ns>
-bool dispatch_small(int64_t v, F&& f, std::integer_sequence<int, Ns...>) {
-  bool done = false;
-  ((v == Ns + 1 ? (f(std::integral_constant<int, Ns + 1>()), done = true) : false), ...);
-  return done;
+// f(std::integral_constant<int, v>()) for v in [1, kSmallGemmDim]; false otherwise.
+template <class F, int... Ns>
+bool dispatch_small_seq(int64_t v, F& f, std::integer_sequence<int, Ns...>) {
+  return ((v == Ns + 1 ? (f(std::integral_constant<int, Ns + 1>()), true) : false) || ...);
+}
+template <class F>
+bool dispatch_small(int64_t v, F&& f) {
+  return dispatch_small_seq(v, f, std::make_integer_sequence<int, kSmallGemmDim>());
 }
 
 // C(i, j) (at c[i * ci + j * cj]) = alpha * sum_k A(i, k) B(k, j) + beta C(i, j), n <= kSmallGemmDim.
@@ -344,7 +347,7 @@ bool small_n(int64_t m, int64_t n, int64_t k, T alpha, View<T> a, View<T> b, T b
   const int64_t kp = Kn::padded(k);
   const T* bp = pack_panel<T>(n, k, kp, View<T>{b.p, b.rj, b.ri});  // row j: B(:, j)
   const bool acc = beta != T(0);
-  return dispatch_small<T>(n, [&](auto n_const) {
+  return dispatch_small(n, [&](auto n_const) {
     constexpr int N = decltype(n_const)::value;
     if (a.rj == 1) {
       parallel_for(m, grain_rows(N * k), [&](int64_t r0, int64_t r1) {
@@ -356,7 +359,7 @@ bool small_n(int64_t m, int64_t n, int64_t k, T alpha, View<T> a, View<T> b, T b
         small_n_axpy_blocks<T, N>(b0, b1, m, k, a.p, a.rj, bp, kp, alpha, beta, acc, c, ci, cj);
       });
     }
-  }, std::make_integer_sequence<int, kSmallGemmDim>());
+  });
 }
 
 template <class T>
@@ -371,7 +374,7 @@ bool small_gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
     const int64_t np = Kernels<T>::padded(n);
     const T* bp = pack_panel<T>(k, n, np, B);
     const bool acc = beta != T(0);
-    return dispatch_small<T>(k, [&](auto k_const) {
+    return dispatch_small(k, [&](auto k_const) {
       constexpr int K = decltype(k_const)::value;
       // Writing C is the bottleneck once C outgrows L2, and a second thread
       // does not widen it (measured: 512 x 250 x 6, 1.0-1.6x slower on two).
@@ -379,7 +382,7 @@ bool small_gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
       parallel_for(m, grain, [&](int64_t r0, int64_t r1) {
         small_k_rows<T, K>(r0, r1, n, A, bp, np, alpha, beta, acc, c, ldc);
       });
-    }, std::make_integer_sequence<int, kSmallGemmDim>());
+    });
   }
   if (n <= kSmallGemmDim) return small_n<T>(m, n, k, alpha, A, B, beta, c, ldc, 1);
   if (m <= kSmallGemmDim) {  // C^T (n x m) = op(B)^T op(A)^T
