@@ -17,14 +17,16 @@
 // The small operand is first copied into a zero-padded panel (at most 6 rows
 // or columns, so O(k (m + n)) work against the product's O(mnk)); a thread's
 // panel buffer grows once and is reused, so a warm training step allocates
-// nothing here. Partial vectors at the edges use AVX's masked loads and
-// stores, which read and write nothing past the data (so no padding lane can
-// turn an inf into NaN).
+// nothing here. Partial vectors at the edges are read with AVX's masked
+// loads and written lane by lane, so nothing past the data is touched (no
+// padding lane can turn an inf into NaN). AVX's masked store would do the
+// same, but it is microcoded on AMD cores: on the NER forward (512 x 5 x 100)
+// it cost a quarter of the time.
 //
 // Measured on the 2-core EPYC against scipy-openblas32's sgemm, medians of
-// interleaved runs (a C++ loop): the NER shapes at batch 512 1.05-1.15x
-// (forward), 1.65-1.9x (weight gradient), 1.0-1.3x (input gradient) on one
-// thread and 1.4-1.9x on two; k <= 4 with large m and n 2.5-3.8x. The limit
+// interleaved runs (a C++ loop): the NER shapes at batch 512 2.4-2.6x
+// (forward), 1.65-1.9x (weight gradient), 1.05-1.5x (input gradient) on one
+// thread; k <= 4 with large m and n 2.5-3.8x. The limit
 // is 6: at 7 and 8 the register blocking runs out and OpenBLAS wins some
 // shapes. Small k runs on one thread once C outgrows L2 (writing C is then
 // the bottleneck, and a second core made it slower).
@@ -81,16 +83,6 @@ struct Kernels {
     return load(buf);
 #endif
   }
-  static void store_partial(T* p, V v, int64_t n) {
-#if defined(__AVX__)
-    if constexpr (sizeof(T) == 4)
-      _mm256_maskstore_ps((float*)p, (__m256i)lane_mask(n), (__m256)v);
-    else
-      _mm256_maskstore_pd((double*)p, (__m256i)lane_mask(n), (__m256d)v);
-#else
-    for (int64_t l = 0; l < n; l++) p[l] = v[l];
-#endif
-  }
 #if defined(__AVX__)
   using I = typename IndexOf<T>::type;
   static I lane_mask(int64_t n) {  // all ones in the lanes below n
@@ -106,13 +98,15 @@ struct Kernels {
   static void put(T* c, T s, T alpha, T beta, bool acc) {
     *c = acc ? alpha * s + beta * *c : alpha * s;
   }
-  static void put_vec(T* c, int64_t step, V s, int64_t n, T alpha, T beta, bool acc) {
+  [[gnu::always_inline]] static void put_vec(T* c, int64_t step, V s, int64_t n, T alpha, T beta,
+                                             bool acc) {
     if (step == 1 && n == W) {
       V out = acc ? splat(alpha) * s + splat(beta) * load(c) : alpha == T(1) ? s : splat(alpha) * s;
       std::memcpy(c, &out, sizeof out);
     } else if (step == 1) {
       V out = acc ? splat(alpha) * s + splat(beta) * load_partial(c, n) : splat(alpha) * s;
-      store_partial(c, out, n);
+      // Lane by lane, not a masked store (see the Note).
+      for (int64_t l = 0; l < n; l++) c[l] = out[l];
     } else {
       for (int64_t l = 0; l < n; l++) put(c + l * step, s[l], alpha, beta, acc);
     }
@@ -122,7 +116,7 @@ struct Kernels {
   // Lane j of the result is the sum of the lanes of v[j] (v has W entries):
   // log2(W) levels of pairwise shuffles and adds, instead of one horizontal
   // sum per vector.
-  static V sum_lanes(V* v) {
+  [[gnu::always_inline]] static V sum_lanes(V* v) {
 #if defined(__clang__)
     V out;
     for (int j = 0; j < W; j++) {
@@ -228,24 +222,29 @@ void small_k_rows(int64_t r0, int64_t r1, int64_t n, View<T> a, const T* bp, int
 }
 
 // Small N, A contiguous along K: C(i, j) = dot(A[i, :], Bp[j, :]) with Bp the
-// N x Kp zero-padded panel. R rows of A share each load of the panel.
+// N x Kp zero-padded panel. R rows of A share each load of the panel. The
+// R * N sums are reduced W at a time (one shuffle tree for W dot products),
+// in the order (row, column), so a C whose rows are N apart and unit-stride
+// takes them as whole vectors.
 template <class T, int N, int R>
-inline void small_n_dot_block(int64_t i, int64_t k, const T* a, int64_t lda, const T* bp,
-                              int64_t kp, T alpha, T beta, bool acc, T* c, int64_t ci,
-                              int64_t cj) {
+[[gnu::always_inline]] inline void small_n_dot_block(int64_t i, int64_t k, const T* a,
+                                                     int64_t lda, const T* bp, int64_t kp,
+                                                     T alpha, T beta, bool acc, T* c,
+                                                     int64_t ci, int64_t cj) {
   using Kn = Kernels<T>;
   using V = typename Kn::V;
   constexpr int W = Kn::W;
-  constexpr int NP = (N + W - 1) / W * W;  // whole groups of W sums
+  constexpr int S = R * N;                 // sums in this block
+  constexpr int G = (S + W - 1) / W * W;   // whole groups of W
   const int64_t kv = k / W * W;
-  V s[R][NP] = {};
+  V s[G] = {};                             // s[r * N + j]
   const T* ar = a + i * lda;
   for (int64_t p = 0; p < kv; p += W) {
     V x[R];
     for (int r = 0; r < R; r++) x[r] = Kn::load(ar + r * lda + p);
     for (int j = 0; j < N; j++) {
       V b = Kn::load(bp + j * kp + p);
-      for (int r = 0; r < R; r++) s[r][j] += x[r] * b;
+      for (int r = 0; r < R; r++) s[r * N + j] += x[r] * b;
     }
   }
   if (kv < k) {  // the panel's padding is zero, so the lanes past k add 0
@@ -253,22 +252,20 @@ inline void small_n_dot_block(int64_t i, int64_t k, const T* a, int64_t lda, con
     for (int r = 0; r < R; r++) x[r] = Kn::load_partial(ar + r * lda + kv, k - kv);
     for (int j = 0; j < N; j++) {
       V b = Kn::load(bp + j * kp + kv);
-      for (int r = 0; r < R; r++) s[r][j] += x[r] * b;
+      for (int r = 0; r < R; r++) s[r * N + j] += x[r] * b;
     }
   }
-  if constexpr (R * N <= W) {  // all R * N sums in one reduction
-    V flat[W] = {};
-    for (int r = 0; r < R; r++)
-      for (int j = 0; j < N; j++) flat[r * N + j] = s[r][j];
-    V sums = Kn::sum_lanes(flat);
-    for (int r = 0; r < R; r++)
-      for (int j = 0; j < N; j++) Kn::put(c + (i + r) * ci + j * cj, sums[r * N + j], alpha, beta, acc);
-  } else {
-    for (int r = 0; r < R; r++)
-      for (int j = 0; j < N; j += W)
-        Kn::put_vec(c + (i + r) * ci + j * cj, cj, Kn::sum_lanes(s[r] + j), std::min(W, N - j),
-                    alpha, beta, acc);
+  V sums[G / W];
+  for (int g = 0; g < G / W; g++) sums[g] = Kn::sum_lanes(s + g * W);
+  T* c0 = c + i * ci;
+  if (cj == 1 && ci == N) {  // the block's outputs are S consecutive elements
+    for (int g = 0; g < G / W; g++)
+      Kn::put_vec(c0 + g * W, 1, sums[g], std::min(W, S - g * W), alpha, beta, acc);
+    return;
   }
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < N; j++)
+      Kn::put(c0 + r * ci + j * cj, sums[(r * N + j) / W][(r * N + j) % W], alpha, beta, acc);
 }
 
 template <class T, int N>
