@@ -75,7 +75,38 @@ def _ops():
         emb_w, ids = _sparse_step(dt)
         out[f"embedding_gather_{name}"] = tg.nn.functional.embedding(ids, emb_w)
         out[f"sparse_sgd_{name}"] = emb_w
+        for opt_name, param in _dense_steps(dt).items():
+            out[f"{opt_name}_{name}"] = param
     return {k: np.array(v.detach().numpy(), copy=True) for k, v in out.items()}
+
+
+# Every dense update path: momentum, Nesterov, weight decay, centered, AMSGrad.
+DENSE_OPTIMIZERS = {
+    "sgd": lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
+    "sgd_plain": lambda ps: tg.optim.SGD(ps, lr=0.1),
+    "adagrad": lambda ps: tg.optim.Adagrad(ps, lr=0.1, weight_decay=1e-2, lr_decay=1e-3),
+    "rmsprop": lambda ps: tg.optim.RMSprop(ps, lr=0.01, centered=True, momentum=0.9,
+                                           weight_decay=1e-2),
+    "adam": lambda ps: tg.optim.Adam(ps, lr=0.01, amsgrad=True, weight_decay=1e-2),
+    "adamw": lambda ps: tg.optim.AdamW(ps, lr=0.01),
+}
+
+
+def _dense_steps(dt, shape=(300, 250)):
+    """Three steps of every dense optimizer on one parameter (75,000 elements: the
+    update splits over up to 4 threads), with a fresh random gradient each step."""
+    rng = np.random.default_rng(2)
+    w0 = rng.standard_normal(shape).astype(dt)
+    grads = [rng.standard_normal(shape).astype(dt) for _ in range(3)]
+    out = {}
+    for name, make in DENSE_OPTIMIZERS.items():
+        w = tg.tensor(w0, requires_grad=True)
+        opt = make([w])
+        for g in grads:
+            w.grad = tg.tensor(g)
+            opt.step()
+        out[name] = w.detach()
+    return out
 
 
 def _sparse_setup(dt, batch=512):
@@ -130,6 +161,13 @@ def _large_kernel_runs_on_two_threads():
         _sparse_run(*step)
         regions3, threads = tg._C._parallel_debug()
         assert regions3 >= before + 2 and threads == 2
+    for make in DENSE_OPTIMIZERS.values():  # a large parameter's dense update
+        w = tg.tensor(np.ones(BIG, np.float32), requires_grad=True)
+        w.grad = tg.tensor(np.ones(BIG, np.float32))
+        before = tg._C._parallel_debug()[0]
+        make([w]).step()
+        regions3, threads = tg._C._parallel_debug()
+        assert regions3 == before + 1 and threads == 2
     tg.set_num_threads(1)
     y1 = tg.tanh(x)
     assert tg._C._parallel_debug()[0] == regions3  # one thread: never the pool
@@ -148,6 +186,11 @@ def _small_tensors_stay_on_the_calling_thread():
     step = _sparse_setup(np.float32, batch=32)
     before = tg._C._parallel_debug()[0]
     _sparse_run(*step)  # 160 rows: the gather and the update stay inline
+    assert tg._C._parallel_debug()[0] == before
+    w = tg.tensor(np.ones((100, 250), np.float32), requires_grad=True)  # the NER W1
+    w.grad = tg.tensor(np.ones((100, 250), np.float32))
+    for make in DENSE_OPTIMIZERS.values():
+        make([w]).step()
     assert tg._C._parallel_debug()[0] == before
 
 

@@ -123,6 +123,22 @@ void with_flags(F&& f, bool b, Rest... rest) {
     with_flags([&](auto... xs) { f(std::false_type{}, xs...); }, rest...);
 }
 
+// body(lo, hi) over a dense parameter's n elements, split across the core's
+// threads when the parameter is large (Note [Core threads]). Each element's
+// update reads and writes only that element's state, so every split gives
+// the bits one thread gives. Each piece runs a private copy of the body
+// (which captures its pointers and constants by value, [=]): the copy's
+// address never escapes, so the compiler may keep the constants in registers
+// rather than reload them after every store through a T* that could alias
+// the shared closure.
+template <class F>
+void over_elements(int64_t n, const F& body) {
+  parallel_for(n, kGrainMath, [&body](int64_t lo, int64_t hi) {
+    F local = body;
+    local(lo, hi);
+  });
+}
+
 }  // namespace
 
 double increment_step(const Tensor& step) {
@@ -165,15 +181,17 @@ void sgd(const Tensor& param, const Tensor& grad, Tensor& momentum_buffer, const
     const T wd = (T)o.weight_decay, mom = (T)o.momentum, damp = (T)(1 - o.dampening);
     const T neg_lr = (T)(-o.lr), sign = o.maximize ? T(-1) : T(1);
     with_flags([&](auto decay, auto momentum, auto init, auto nesterov) {
-      for (int64_t i = 0; i < n; i++) {
-        T d = gp[i] * sign;  // -grad when maximizing (exact)
-        if (decay) d = std::fma(p[i], wd, d);
-        if (momentum) {
-          b[i] = init ? d : std::fma(d, damp, mom * b[i]);
-          d = nesterov ? std::fma(b[i], mom, d) : b[i];
+      over_elements(n, [=](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; i++) {
+          T d = gp[i] * sign;  // -grad when maximizing (exact)
+          if (decay) d = std::fma(p[i], wd, d);
+          if (momentum) {
+            b[i] = init ? d : std::fma(d, damp, mom * b[i]);
+            d = nesterov ? std::fma(b[i], mom, d) : b[i];
+          }
+          p[i] = std::fma(d, neg_lr, p[i]);
         }
-        p[i] = std::fma(d, neg_lr, p[i]);
-      }
+      });
     }, o.weight_decay != 0, use_momentum, first, use_momentum && o.nesterov);
   });
   pb.finish();
@@ -336,13 +354,15 @@ void adagrad(const Tensor& param, const Tensor& grad, const Tensor& sum, double 
     const T wd = (T)o.weight_decay, eps = (T)o.eps, neg_clr = (T)(-clr);
     const T sign = o.maximize ? T(-1) : T(1);
     with_flags([&](auto decay) {
-      for (int64_t i = 0; i < n; i++) {
-        T d = gp[i] * sign;
-        if (decay) d = std::fma(p[i], wd, d);
-        s[i] = std::fma(d, d, s[i]);
-        T sd = std::sqrt(s[i]) + eps;
-        p[i] = p[i] + (neg_clr * d) / sd;
-      }
+      over_elements(n, [=](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; i++) {
+          T d = gp[i] * sign;
+          if (decay) d = std::fma(p[i], wd, d);
+          s[i] = std::fma(d, d, s[i]);
+          T sd = std::sqrt(s[i]) + eps;
+          p[i] = p[i] + (neg_clr * d) / sd;
+        }
+      });
     }, o.weight_decay != 0);
   });
   pb.finish();
@@ -423,25 +443,27 @@ void rmsprop(const Tensor& param, const Tensor& grad, const Tensor& square_avg,
     const T eps = (T)o.eps, mom = (T)o.momentum, neg_lr = (T)(-o.lr);
     const T sign = o.maximize ? T(-1) : T(1), coeff = lerp_coeff(one_m_alpha);
     with_flags([&](auto decay, auto centered, auto small, auto momentum) {
-      for (int64_t i = 0; i < n; i++) {
-        T d = gp[i] * sign;
-        if (decay) d = std::fma(p[i], wd, d);
-        sa[i] = std::fma(one_m_alpha * d, d, alpha * sa[i]);
-        T avg;
-        if (centered) {
-          ga[i] = lerp<small>(ga[i], d, coeff);
-          avg = std::sqrt(std::fma(-ga[i], ga[i], sa[i]));
-        } else {
-          avg = std::sqrt(sa[i]);
+      over_elements(n, [=](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; i++) {
+          T d = gp[i] * sign;
+          if (decay) d = std::fma(p[i], wd, d);
+          sa[i] = std::fma(one_m_alpha * d, d, alpha * sa[i]);
+          T avg;
+          if (centered) {
+            ga[i] = lerp<small>(ga[i], d, coeff);
+            avg = std::sqrt(std::fma(-ga[i], ga[i], sa[i]));
+          } else {
+            avg = std::sqrt(sa[i]);
+          }
+          avg = avg + eps;
+          if (momentum) {
+            buf[i] = mom * buf[i] + d / avg;
+            p[i] = std::fma(buf[i], neg_lr, p[i]);
+          } else {
+            p[i] = p[i] + (neg_lr * d) / avg;
+          }
         }
-        avg = avg + eps;
-        if (momentum) {
-          buf[i] = mom * buf[i] + d / avg;
-          p[i] = std::fma(buf[i], neg_lr, p[i]);
-        } else {
-          p[i] = p[i] + (neg_lr * d) / avg;
-        }
-      }
+      });
     }, o.weight_decay != 0, o.centered, lerp_small(one_m_alpha), use_momentum);
   });
   pb.finish();
@@ -491,17 +513,19 @@ void adam(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const 
     const T sign = o.maximize ? T(-1) : T(1);
     const bool decay = o.weight_decay != 0;
     with_flags([&](auto l2, auto decoupled, auto amsgrad, auto small) {
-      for (int64_t i = 0; i < n; i++) {
-        T d = gp[i] * sign;
-        if (decoupled) p[i] = p[i] * decay_factor;
-        if (l2) d = std::fma(p[i], wd, d);
-        m[i] = lerp<small>(m[i], d, coeff);
-        v[i] = std::fma(one_m_beta2 * d, d, beta2 * v[i]);
-        T vv = v[i];
-        if (amsgrad) vv = vmax[i] = nan_max(vmax[i], v[i]);
-        T denom = std::sqrt(vv) / bc2_sqrt + eps;
-        p[i] = p[i] + (neg_step * m[i]) / denom;
-      }
+      over_elements(n, [=](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; i++) {
+          T d = gp[i] * sign;
+          if (decoupled) p[i] = p[i] * decay_factor;
+          if (l2) d = std::fma(p[i], wd, d);
+          m[i] = lerp<small>(m[i], d, coeff);
+          v[i] = std::fma(one_m_beta2 * d, d, beta2 * v[i]);
+          T vv = v[i];
+          if (amsgrad) vv = vmax[i] = nan_max(vmax[i], v[i]);
+          T denom = std::sqrt(vv) / bc2_sqrt + eps;
+          p[i] = p[i] + (neg_step * m[i]) / denom;
+        }
+      });
     }, decay && !o.decoupled_weight_decay, decay && o.decoupled_weight_decay, o.amsgrad,
        lerp_small(one_m_beta1));
   });
