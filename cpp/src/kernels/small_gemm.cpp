@@ -20,8 +20,8 @@
 // nothing here. Partial vectors at the edges are read with AVX's masked
 // loads and written lane by lane, so nothing past the data is touched (no
 // padding lane can turn an inf into NaN). AVX's masked store would do the
-// same, but it is microcoded on AMD cores: on the NER forward (512 x 5 x 100)
-// it cost a quarter of the time.
+// same, but it is microcoded on AMD cores: with it the NER forward
+// (512 x 5 x 100) ran ~25% slower.
 //
 // Measured on the 2-core EPYC against scipy-openblas32's sgemm, medians of
 // interleaved runs (a C++ loop): the NER shapes at batch 512 2.4-2.6x
