@@ -74,7 +74,8 @@ def _ops():
         out[f"small_k_gemm_{name}"] = h[:, :5] @ w5
         emb_w, ids = _sparse_step(dt)
         out[f"embedding_gather_{name}"] = tg.nn.functional.embedding(ids, emb_w)
-        out[f"sparse_sgd_{name}"] = emb_w
+        for opt_name, make in SPARSE_OPTIMIZERS.items():
+            out[f"{opt_name}_{name}"] = _sparse_step(dt, make)[0]
         for opt_name, param in _dense_steps(dt).items():
             out[f"{opt_name}_{name}"] = param
     return {k: np.array(v.detach().numpy(), copy=True) for k, v in out.items()}
@@ -109,10 +110,17 @@ def _dense_steps(dt, shape=(300, 250)):
     return out
 
 
-def _sparse_setup(dt, batch=512):
-    """An embedding table, ids and an SGD optimizer for one step through
-    row-sparse gradients, the NER model's (batch x 5 ids into 20,000 x 50),
-    with many repeated rows."""
+SPARSE_OPTIMIZERS = {
+    "sparse_sgd": lambda ps: tg.optim.SGD(ps, lr=0.1),
+    "sparse_adagrad": lambda ps: tg.optim.Adagrad(ps, lr=0.1),
+    "sparse_adam": lambda ps: tg.optim.SparseAdam(ps, lr=0.01),
+}
+
+
+def _sparse_setup(dt, batch=512, make_opt=SPARSE_OPTIMIZERS["sparse_sgd"]):
+    """An embedding table, ids and an optimizer for one step through row-sparse
+    gradients, the NER model's (batch x 5 ids into 20,000 x 50), with many
+    repeated rows."""
     rng = np.random.default_rng(1)
     ids = rng.integers(0, 20_000, batch * 5)
     ids[::7] = ids[:len(ids[::7])]  # rows repeated all over the table
@@ -120,7 +128,7 @@ def _sparse_setup(dt, batch=512):
     with tg.no_grad():
         emb.weight.copy_(tg.tensor(rng.standard_normal((20_000, 50)).astype(dt)))
     coef = tg.tensor(rng.standard_normal((batch, 5, 50)).astype(dt))
-    return emb, tg.tensor(ids.reshape(batch, 5)), coef, tg.optim.SGD(emb.parameters(), lr=0.1)
+    return emb, tg.tensor(ids.reshape(batch, 5)), coef, make_opt(emb.parameters())
 
 
 def _sparse_run(emb, ids, coef, opt):
@@ -128,9 +136,11 @@ def _sparse_run(emb, ids, coef, opt):
     opt.step()
 
 
-def _sparse_step(dt):
-    emb, ids, coef, opt = _sparse_setup(dt)
-    _sparse_run(emb, ids, coef, opt)
+def _sparse_step(dt, make_opt=SPARSE_OPTIMIZERS["sparse_sgd"]):
+    emb, ids, coef, opt = _sparse_setup(dt, make_opt=make_opt)
+    for _ in range(2):  # the second step meets the state the first one left
+        emb.zero_grad()
+        _sparse_run(emb, ids, coef, opt)
     return emb.weight.detach(), ids
 
 
@@ -156,11 +166,13 @@ def _large_kernel_runs_on_two_threads():
     regions3, threads = tg._C._parallel_debug()
     assert regions3 > regions2 and threads == 2
     for dt in (np.float32, np.float64):  # the NER step's gather and sparse update
-        step = _sparse_setup(dt)
-        before = tg._C._parallel_debug()[0]
-        _sparse_run(*step)
-        regions3, threads = tg._C._parallel_debug()
-        assert regions3 >= before + 2 and threads == 2
+        for make in SPARSE_OPTIMIZERS.values():
+            step = _sparse_setup(dt, make_opt=make)
+            _sparse_run(*step)  # creates the optimizer's state
+            before = tg._C._parallel_debug()[0]
+            _sparse_run(*step)
+            regions3, threads = tg._C._parallel_debug()
+            assert regions3 == before + 2 and threads == 2  # the gather, the update
     for make in DENSE_OPTIMIZERS.values():  # a large parameter's dense update
         w = tg.tensor(np.ones(BIG, np.float32), requires_grad=True)
         w.grad = tg.tensor(np.ones(BIG, np.float32))
@@ -183,10 +195,13 @@ def _small_tensors_stay_on_the_calling_thread():
         tg.tanh(x), x + x, tg.exp(x) * x, tg.sigmoid(x).sum()
         tg._C._linear(x.reshape(64, 64), x.reshape(64, 64), None, "tanh")
     assert tg._C._parallel_debug()[0] == regions
-    step = _sparse_setup(np.float32, batch=32)
+    for make in SPARSE_OPTIMIZERS.values():
+        step = _sparse_setup(np.float32, batch=32, make_opt=make)
+        _sparse_run(*step)  # creates the optimizer's state (a 1M-element fill may split)
+        before = tg._C._parallel_debug()[0]
+        _sparse_run(*step)  # 160 rows: the gather and the update stay inline
+        assert tg._C._parallel_debug()[0] == before
     before = tg._C._parallel_debug()[0]
-    _sparse_run(*step)  # 160 rows: the gather and the update stay inline
-    assert tg._C._parallel_debug()[0] == before
     w = tg.tensor(np.ones((100, 250), np.float32), requires_grad=True)  # the NER W1
     w.grad = tg.tensor(np.ones((100, 250), np.float32))
     for make in DENSE_OPTIMIZERS.values():

@@ -4,6 +4,7 @@
 // with -ffp-contract=off, so there are no others).
 #include "tapegrad/optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -137,6 +138,20 @@ void over_elements(int64_t n, const F& body) {
     F local = body;
     local(lo, hi);
   });
+}
+
+// body(k0, k1) over the rows [0, nnz) of a coalesced row-sparse gradient
+// (rows of rs elements, each parameter row at most once), split across the
+// core's threads like the embedding gather: the rows are far apart in memory
+// and the update waits on it. Distinct rows never share state, so every split
+// gives the bits one thread gives.
+template <class F>
+void over_rows(int64_t nnz, int64_t rs, const F& body) {
+  parallel_for(nnz, std::max<int64_t>(1, kGrainRowElems / std::max<int64_t>(rs, 1)),
+               [&body](int64_t k0, int64_t k1) {
+                 F local = body;
+                 local(k0, k1);
+               }, 1);
 }
 
 }  // namespace
@@ -391,21 +406,23 @@ void adagrad_sparse(const Tensor& param, const RowSparse& grad, const Tensor& su
     const T* gv = g->values.template data<T>();
     const int64_t* idx = g->indices.data<int64_t>();
     const T eps = (T)o.eps, neg_clr = (T)(-clr);
-    for (int64_t k = 0, nnz = g->nnz(); k < nnz; k++) {
-      if (k + kRowsAhead < nnz) {
-        prefetch_row<true>(p + idx[k + kRowsAhead] * rs, rs * sizeof(T));
-        prefetch_row<true>(s + idx[k + kRowsAhead] * rs, rs * sizeof(T));
+    over_rows(g->nnz(), rs, [=](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; k++) {
+        if (k + kRowsAhead < k1) {
+          prefetch_row<true>(p + idx[k + kRowsAhead] * rs, rs * sizeof(T));
+          prefetch_row<true>(s + idx[k + kRowsAhead] * rs, rs * sizeof(T));
+        }
+        T* pr = p + idx[k] * rs;
+        T* sr = s + idx[k] * rs;
+        const T* vr = gv + k * rs;
+        for (int64_t j = 0; j < rs; j++) {
+          T d = vr[j];
+          sr[j] = sr[j] + d * d;
+          T sd = std::sqrt(sr[j]) + eps;
+          pr[j] = std::fma(d / sd, neg_clr, pr[j]);
+        }
       }
-      T* pr = p + idx[k] * rs;
-      T* sr = s + idx[k] * rs;
-      const T* vr = gv + k * rs;
-      for (int64_t j = 0; j < rs; j++) {
-        T d = vr[j];
-        sr[j] = sr[j] + d * d;
-        T sd = std::sqrt(sr[j]) + eps;
-        pr[j] = std::fma(d / sd, neg_clr, pr[j]);
-      }
-    }
+    });
   });
   pb.finish();
   sum.bump_version();
@@ -570,27 +587,29 @@ void sparse_adam(const Tensor& param, const RowSparse& grad, const Tensor& exp_a
     const int64_t* idx = g->indices.data<int64_t>();
     const T one_m_beta1 = (T)(1 - o.beta1), one_m_beta2 = (T)(1 - o.beta2);
     const T eps = (T)o.eps, neg_step = (T)(-step_size);
-    for (int64_t k = 0, nnz = g->nnz(); k < nnz; k++) {
-      if (k + kRowsAhead < nnz) {
-        int64_t ahead = idx[k + kRowsAhead] * rs;
-        prefetch_row<true>(p + ahead, rs * sizeof(T));
-        prefetch_row<true>(m + ahead, rs * sizeof(T));
-        prefetch_row<true>(v + ahead, rs * sizeof(T));
+    over_rows(g->nnz(), rs, [=](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; k++) {
+        if (k + kRowsAhead < k1) {
+          int64_t ahead = idx[k + kRowsAhead] * rs;
+          prefetch_row<true>(p + ahead, rs * sizeof(T));
+          prefetch_row<true>(m + ahead, rs * sizeof(T));
+          prefetch_row<true>(v + ahead, rs * sizeof(T));
+        }
+        int64_t off = idx[k] * rs;
+        const T* vr = gv + k * rs;
+        for (int64_t j = 0; j < rs; j++) {
+          T d = vr[j];
+          T old_m = m[off + j], old_v = v[off + j];
+          T um = (d - old_m) * one_m_beta1;
+          T uv = (d * d - old_v) * one_m_beta2;
+          m[off + j] = old_m + um;
+          v[off + j] = old_v + uv;
+          T numer = um + old_m;
+          T denom = std::sqrt(uv + old_v) + eps;
+          p[off + j] = p[off + j] + neg_step * (numer / denom);
+        }
       }
-      int64_t off = idx[k] * rs;
-      const T* vr = gv + k * rs;
-      for (int64_t j = 0; j < rs; j++) {
-        T d = vr[j];
-        T old_m = m[off + j], old_v = v[off + j];
-        T um = (d - old_m) * one_m_beta1;
-        T uv = (d * d - old_v) * one_m_beta2;
-        m[off + j] = old_m + um;
-        v[off + j] = old_v + uv;
-        T numer = um + old_m;
-        T denom = std::sqrt(uv + old_v) + eps;
-        p[off + j] = p[off + j] + neg_step * (numer / denom);
-      }
-    }
+    });
   });
   pb.finish();
   exp_avg.bump_version();
