@@ -17,8 +17,9 @@
 // (kGrainMath = 16K per thread), where 2 threads already run 1.5-1.8x faster;
 // one-flop loops (add, mul, where, copies: memory bound) split from 256K
 // (kGrainCheap = 128K per thread): 1.1x there, 1.4-1.5x from 1M. Gathers and
-// updates of rows at random indices (embedding, sparse SGD) wait on memory,
-// not arithmetic, and split from 64K elements (kGrainRowElems per thread): on
+// updates of rows at random indices (embedding; sparse SGD, Adagrad and
+// SparseAdam) wait on memory, not arithmetic, and split from 64K elements
+// (kGrainRowElems per thread): on
 // two threads the batch-512 NER step ran ~10% faster (interleaved A/B, 8
 // rounds), its share of the BLAS floor 62% -> 68%. The dense optimizers'
 // updates (SGD, Adagrad, RMSprop, Adam) split like exp: they stream three to
