@@ -19,9 +19,9 @@
 // (kGrainCheap = 128K per thread): 1.1x there, 1.4-1.5x from 1M. Gathers and
 // updates of rows at random indices (embedding; sparse SGD, Adagrad and
 // SparseAdam) wait on memory, not arithmetic, and split from 64K elements
-// (kGrainRowElems per thread): on
-// two threads the batch-512 NER step ran ~10% faster (interleaved A/B, 8
-// rounds), its share of the BLAS floor 62% -> 68%. The dense optimizers'
+// (kGrainRowElems per thread): on two threads the batch-512 NER step ran
+// ~10% faster (interleaved A/B, 8 rounds), its share of the BLAS floor
+// 62% -> 68%. The dense optimizers'
 // updates (SGD, Adagrad, RMSprop, Adam) split like exp: they stream three to
 // five arrays of the parameter's size, more than one core's outstanding
 // misses keep busy; on two threads Adam over 1M parameters ran 2.1x faster
