@@ -66,6 +66,10 @@ constexpr int64_t kRowsAhead = 16;
 // so the wait on memory halves (the batch-512 NER gather is 128,000
 // elements; batch 32's 8,000 stay on one thread).
 constexpr int64_t kGrainRowElems = 32768;
+// The grain, in rows of row_elems elements, of such a pass.
+constexpr int64_t row_grain(int64_t row_elems) {
+  return row_elems >= kGrainRowElems ? 1 : kGrainRowElems / (row_elems > 0 ? row_elems : 1);
+}
 // Every cache line the row touches: a row that does not start on a line
 // boundary spans one line more than bytes / 64.
 template <bool ForWrite>

@@ -751,7 +751,7 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
     const T* src = w.data<T>();
     T* dst = out.data<T>();
     if (D == 0) return;
-    parallel_for(N, std::max<int64_t>(1, kGrainRowElems / D), [&](int64_t lo, int64_t hi) {
+    parallel_for(N, row_grain(D), [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; i++) {
         if (i + kRowsAhead < hi) prefetch_row<false>(src + ip[i + kRowsAhead] * row, D * sizeof(T));
         copy_row(dst + i * D, src + ip[i] * row, (size_t)D * sizeof(T));

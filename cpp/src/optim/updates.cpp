@@ -124,34 +124,33 @@ void with_flags(F&& f, bool b, Rest... rest) {
     with_flags([&](auto... xs) { f(std::false_type{}, xs...); }, rest...);
 }
 
-// body(lo, hi) over a dense parameter's n elements, split across the core's
-// threads when the parameter is large (Note [Core threads]). Each element's
-// update reads and writes only that element's state, so every split gives
-// the bits one thread gives. Each piece runs a private copy of the body
-// (which captures its pointers and constants by value, [=]): the copy's
-// address never escapes, so the compiler may keep the constants in registers
-// rather than reload them after every store through a T* that could alias
-// the shared closure.
+// parallel_for(n, grain, body, align) in which each piece runs a private copy
+// of body (which captures its pointers and constants by value, [=]): the
+// copy's address never escapes, so the compiler may keep the constants in
+// registers rather than reload them after every store through a T* that
+// could alias the shared closure. The updates below write only their own
+// elements or rows, so every split gives the bits one thread gives.
 template <class F>
-void over_elements(int64_t n, const F& body) {
-  parallel_for(n, kGrainMath, [&body](int64_t lo, int64_t hi) {
+void split_private(int64_t n, int64_t grain, int64_t align, const F& body) {
+  parallel_for(n, grain, [&body](int64_t lo, int64_t hi) {
     F local = body;
     local(lo, hi);
-  });
+  }, align);
+}
+
+// body(lo, hi) over a dense parameter's n elements, split like exp when the
+// parameter is large (Note [Core threads]).
+template <class F>
+void over_elements(int64_t n, const F& body) {
+  split_private(n, kGrainMath, 64, body);
 }
 
 // body(k0, k1) over the rows [0, nnz) of a coalesced row-sparse gradient
-// (rows of rs elements, each parameter row at most once), split across the
-// core's threads like the embedding gather: the rows are far apart in memory
-// and the update waits on it. Distinct rows never share state, so every split
-// gives the bits one thread gives.
+// (rows of rs elements, each parameter row at most once), split like the
+// embedding gather: the rows are far apart and the update waits on memory.
 template <class F>
 void over_rows(int64_t nnz, int64_t rs, const F& body) {
-  parallel_for(nnz, std::max<int64_t>(1, kGrainRowElems / std::max<int64_t>(rs, 1)),
-               [&body](int64_t k0, int64_t k1) {
-                 F local = body;
-                 local(k0, k1);
-               }, 1);
+  split_private(nnz, row_grain(rs), 1, body);
 }
 
 }  // namespace
