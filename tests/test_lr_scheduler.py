@@ -112,20 +112,23 @@ def test_cyclic_lr_cycles_adam_beta1_like_torch():
 
 def test_cyclic_lr_needs_momentum_or_betas_like_torch():
     torch = _torch()
-    msg = "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
-    with pytest.raises(ValueError, match=msg):
+    with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
         torch.optim.lr_scheduler.CyclicLR(_theirs(torch, "Adagrad"), base_lr=0.01, max_lr=0.1)
-    with pytest.raises(ValueError, match=msg):
+    with pytest.raises(ValueError, match="CyclicLR: cycle_momentum=True needs an optimizer with "
+                                         "'momentum' or 'betas', and Adagrad has neither"):
         sched.CyclicLR(_ours("Adagrad"), base_lr=0.01, max_lr=0.1)
     sched.CyclicLR(_ours("Adagrad"), base_lr=0.01, max_lr=0.1, cycle_momentum=False)
 
 
 def test_cyclic_lr_errors():
-    with pytest.raises(ValueError, match="mode is invalid and scale_fn is None"):
+    with pytest.raises(ValueError, match="CyclicLR: mode must be one of triangular, "
+                                         "triangular2, exp_range \\(got 'sawtooth'\\)"):
         sched.CyclicLR(_ours(), base_lr=0.01, max_lr=0.1, mode="sawtooth")
-    with pytest.raises(ValueError, match="base_lr must have the same length as "
-                                         "optimizer.param_groups. base_lr has 3 values"):
+    with pytest.raises(ValueError, match="CyclicLR: base_lr has 3 values but the optimizer has "
+                                         "2 parameter groups"):
         sched.CyclicLR(_ours(), base_lr=[0.1, 0.2, 0.3], max_lr=0.5)
+    # a custom scale_fn makes any mode name acceptable, as in torch
+    sched.CyclicLR(_ours(), base_lr=0.01, max_lr=0.1, mode="sawtooth", scale_fn=_lambda_b)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
@@ -144,10 +147,15 @@ def test_state_dict_round_trip_continues_like_torch(case):
         s.step()
         ts.step()
     saved_opt, saved_sched = opt.state_dict(), s.state_dict()
-    assert sorted(saved_sched) == sorted(ts.state_dict())
-    for k, v in ts.state_dict().items():
-        if not callable(v) and k not in ("_scale_fn_ref",):
-            assert saved_sched[k] == v, k
+    theirs = ts.state_dict()
+    # The public attributes and the schedule's position are saved as torch saves them
+    # (the private bookkeeping has names of its own).
+    for k in [k for k in theirs if not k.startswith("_")] + ["_last_lr", "_step_count"]:
+        assert k in saved_sched, k
+        if not callable(theirs[k]):
+            assert saved_sched[k] == theirs[k], k
+    assert "optimizer" not in saved_sched
+    assert not any(callable(v) for v in saved_sched.values())
 
     opt2 = _ours(**okw)
     s2 = getattr(sched, name)(opt2, **kw)
@@ -183,7 +191,8 @@ def test_lambda_lr_state_dict_does_not_save_functions_but_saves_callable_objects
 
 
 def test_lambda_lr_needs_one_lambda_per_group():
-    with pytest.raises(ValueError, match="Expected 2 lr_lambdas, but got 3"):
+    with pytest.raises(ValueError, match="LambdaLR: expected one lr_lambda per parameter "
+                                         "group \\(2\\), got 3"):
         sched.LambdaLR(_ours(), [_lambda_a] * 3)
 
 
@@ -292,4 +301,98 @@ def test_cosine_annealing_values():
 def test_old_name_and_exports():
     assert issubclass(sched._LRScheduler, sched.LRScheduler)
     assert set(sched.__all__) >= {"LRScheduler", "LambdaLR", "StepLR", "ExponentialLR",
-                                  "CosineAnnealingLR", "CyclicLR"}
+                                  "CosineAnnealingLR", "CyclicLR", "ReduceLROnPlateau"}
+
+
+def test_cyclic_lr_state_dict_keeps_a_callable_objects_attributes():
+    class Halving:
+        def __init__(self, base):
+            self.base = base
+
+        def __call__(self, x):
+            return self.base ** x
+
+    s = sched.CyclicLR(_ours(), base_lr=0.01, max_lr=0.1, step_size_up=2, scale_fn=Halving(0.5),
+                       cycle_momentum=False)
+    sd = s.state_dict()
+    assert sd["_custom_scale"] == {"base": 0.5}
+    target = Halving(0.9)
+    s2 = sched.CyclicLR(_ours(), base_lr=0.01, max_lr=0.1, step_size_up=2, scale_fn=target,
+                        cycle_momentum=False)
+    s2.load_state_dict(sd)
+    assert target.base == 0.5 and sd["_custom_scale"] == {"base": 0.5}
+    assert s2.scale_fn(2) == 0.25
+
+
+# ---------------------------------------------------------------- ReduceLROnPlateau
+# A metric that improves, plateaus (with changes below the threshold), improves
+# again and plateaus long enough for several reductions down to min_lr.
+PLATEAU_METRICS = [1.0, 0.9, 0.85, 0.85, 0.84999, 0.85, 0.86, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8,
+                   0.79999, 0.8, 0.81, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+
+PLATEAU_CASES = [
+    dict(),
+    dict(patience=2),
+    dict(patience=1, factor=0.5, cooldown=2),
+    dict(patience=0, factor=0.5, min_lr=0.004),
+    dict(patience=1, factor=0.5, min_lr=[0.02, 0.001]),
+    dict(patience=1, threshold=0.05, threshold_mode="abs"),
+    dict(mode="max", patience=1, factor=0.3),
+    dict(mode="max", patience=1, threshold_mode="abs", threshold=0.001),
+    dict(patience=0, factor=0.999999999, eps=0.01),  # changes below eps are skipped
+]
+
+
+@pytest.mark.parametrize("kw", PLATEAU_CASES, ids=[str(k) for k in PLATEAU_CASES])
+def test_reduce_lr_on_plateau_matches_torch(kw):
+    torch = _torch()
+    opt, topt = _ours(), _theirs(torch)
+    s = sched.ReduceLROnPlateau(opt, **kw)
+    ts = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, **kw)
+    assert s.get_last_lr() == ts.get_last_lr()
+    metrics = PLATEAU_METRICS if kw.get("mode") != "max" else [-m for m in PLATEAU_METRICS]
+    for epoch, m in enumerate(metrics):
+        opt.step()
+        topt.step()
+        s.step(m)
+        ts.step(m)
+        assert s.get_last_lr() == ts.get_last_lr(), f"epoch {epoch}"
+        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in topt.param_groups]
+        assert (s.best, s.num_bad_epochs, s.cooldown_counter, s.last_epoch) == \
+            (ts.best, ts.num_bad_epochs, ts.cooldown_counter, ts.last_epoch), f"epoch {epoch}"
+
+
+def test_reduce_lr_on_plateau_reduces_and_round_trips():
+    opt = _ours()
+    s = sched.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    for m in (1.0, 1.0, 1.0):  # the third epoch is the second without improvement
+        s.step(m)
+    assert s.get_last_lr() == [0.05, 0.005]
+    sd = s.state_dict()
+    assert "optimizer" not in sd
+    s2 = sched.ReduceLROnPlateau(_ours(), patience=7)
+    s2.load_state_dict(sd)
+    assert (s2.patience, s2.best, s2.last_epoch) == (1, 1.0, 3)
+    s.step(tg.tensor(0.5))  # a 0-d tensor metric, as loss.item() would give
+    assert s.best == 0.5
+
+
+def test_reduce_lr_on_plateau_errors():
+    with pytest.raises(ValueError, match="ReduceLROnPlateau: factor must be < 1.0, got 1.5"):
+        sched.ReduceLROnPlateau(_ours(), factor=1.5)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau: mode must be 'min' or 'max'"):
+        sched.ReduceLROnPlateau(_ours(), mode="up")
+    with pytest.raises(ValueError, match="threshold_mode must be 'rel' or 'abs'"):
+        sched.ReduceLROnPlateau(_ours(), threshold_mode="pct")
+    with pytest.raises(ValueError, match="ReduceLROnPlateau: min_lr has 3 values but the "
+                                         "optimizer has 2 parameter groups"):
+        sched.ReduceLROnPlateau(_ours(), min_lr=[0.0] * 3)
+    with pytest.raises(TypeError, match="list is not an Optimizer"):
+        sched.ReduceLROnPlateau([])
+    # min_lr given per group, then a group added: which floor applies is unknown
+    opt = _ours()
+    s = sched.ReduceLROnPlateau(opt, patience=0, min_lr=[0.0, 0.0])
+    opt.add_param_group({"params": [tg.randn(2, requires_grad=True)]})
+    s.step(1.0)
+    with pytest.raises(RuntimeError, match="has 3 parameter groups but min_lr was given for 2"):
+        s.step(2.0)

@@ -702,10 +702,41 @@ def test_step_hooks():
     assert calls == ["pre", "post", "post"]
 
 
+def test_step_pre_hook_may_replace_the_arguments_and_must_return_a_pair():
+    a = tg.randn(2, requires_grad=True)
+    opt = optim.SGD([a], lr=0.1)
+    seen = []
+
+    def closure():
+        seen.append("closure")
+        return tg.tensor(1.0)
+
+    h = opt.register_step_pre_hook(lambda o, args, kwargs: ((), {"closure": closure}))
+    assert opt.step().item() == 1.0 and seen == ["closure"]
+    h.remove()
+    opt.register_step_pre_hook(lambda o, args, kwargs: "oops")
+    with pytest.raises(RuntimeError, match="SGD: a step pre-hook must return None or "
+                                           "\\(args, kwargs\\) for step\\(\\), got 'oops'"):
+        opt.step()
+    assert opt.step.__name__ == "step" and opt.step.__doc__ == optim.SGD.step.__wrapped__.__doc__
+
+
 def test_repr_lists_groups():
     opt = optim.SGD([tg.randn(2, requires_grad=True)], lr=0.1, momentum=0.9)
     r = repr(opt)
     assert r.startswith("SGD (") and "Parameter Group 0" in r and "momentum: 0.9" in r
+
+
+@pytest.mark.parametrize("name,kw", [("SGD", {"momentum": 0.9}), ("Adam", {}), ("RMSprop", {})])
+def test_repr_is_torchs(name, kw):
+    torch = _torch()
+
+    def build(lib, make):
+        return getattr(lib.optim, name)([{"params": [make()]}, {"params": [make()], "lr": 0.5}],
+                                        lr=0.1, **kw)
+    ours = build(tg, lambda: tg.randn(2, requires_grad=True))
+    theirs = build(torch, lambda: torch.randn(2, requires_grad=True))
+    assert repr(ours) == repr(theirs)
 
 
 # ---------------------------------------------------------------- state dicts

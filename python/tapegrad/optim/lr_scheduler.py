@@ -1,18 +1,24 @@
-"""Learning-rate schedulers, as torch.optim.lr_scheduler.
+"""Learning-rate schedulers with torch.optim.lr_scheduler's classes, arguments
+and values.
 
-Each scheduler sets ``group["lr"]`` for every parameter group of its optimizer
-when constructed (epoch 0) and on every ``step()``, with PyTorch's recursive
-("chainable") formulas, so the learning rates agree with PyTorch's epoch by
-epoch, and ``step(epoch)`` (deprecated there too) uses the closed forms.
-Call ``scheduler.step()`` after ``optimizer.step()``; as in PyTorch, the other
-order warns.
+A scheduler drives one optimizer: it writes ``group["lr"]`` into every
+parameter group when it is built (epoch 0) and again on each ``step()``.
+Call ``scheduler.step()`` after ``optimizer.step()``, once per epoch (per
+batch for CyclicLR); calling it first warns, as PyTorch does, because the
+schedule's first rate is then never used.
+
+Note [Chained and closed-form schedules]
+``step()`` derives each new rate from the current one (the chained form), so
+schedulers can be stacked on one optimizer and a rate set by hand carries on
+from where it is. ``step(epoch)`` (deprecated in PyTorch, and here) jumps to
+that epoch with the scheduler's closed form where it has one. Both forms do
+their arithmetic in PyTorch's order, so the rates agree with PyTorch's to the
+last bit: tests/test_lr_scheduler.py compares them with ``==``.
 """
 
 import math
 import types
 import warnings
-from functools import partial, wraps
-from weakref import ref
 
 from .._C import Tensor
 from .._grad_mode import no_grad
@@ -20,224 +26,189 @@ from .optimizer import Optimizer, _to_scalar
 
 __all__ = [
     "LRScheduler", "LambdaLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "CyclicLR",
+    "ReduceLROnPlateau",
 ]
 
-EPOCH_DEPRECATION_WARNING = (
-    "The epoch parameter in `scheduler.step()` was not necessary and is being "
-    "deprecated where possible. Please use `scheduler.step()` to step the "
-    "scheduler. During the deprecation, if epoch is different from None, the "
-    "closed form is used instead of the new chainable form, where available. "
-    "Please open an issue if you are unable to replicate your use case: "
-    "https://github.com/pytorch/pytorch/issues/new/choose."
-)
 
-
-def _copy(value):
+def _snapshot(value):
+    """A tensor-valued rate is copied, so that a list of rates never aliases a group."""
     if isinstance(value, Tensor):
         with no_grad():
             return value.detach().clone()
     return value
 
 
-def _format_param(name, optimizer, param):
-    """One value per parameter group (a list/tuple must have one per group)."""
-    if isinstance(param, (list, tuple)):
-        if len(param) != len(optimizer.param_groups):
-            raise ValueError(
-                f"{name} must have the same length as optimizer.param_groups. "
-                f"{name} has {len(param)} values, param_groups has "
-                f"{len(optimizer.param_groups)}.")
-    else:
-        param = [param] * len(optimizer.param_groups)
-    return list(map(_copy, param))
+def _rates(optimizer, key):
+    return [_snapshot(group[key]) for group in optimizer.param_groups]
 
 
-def _param_groups_val_list(optimizer, key):
-    """group[key] for each group (tensors cloned, so the list never aliases them)."""
-    return [_copy(group[key]) for group in optimizer.param_groups]
-
-
-def _update_param_group_val(param_group, key, val):
-    """group[key] = val, filling in place when the group holds a tensor."""
-    if isinstance(param_group[key], Tensor):
+def _set_rate(group, key, value):
+    """group[key] = value; a tensor-valued entry is filled in place instead."""
+    if isinstance(group[key], Tensor):
         with no_grad():
-            param_group[key].fill_(_to_scalar(val))
+            group[key].fill_(_to_scalar(value))
     else:
-        param_group[key] = val
+        group[key] = value
+
+
+def _one_per_group(owner, name, optimizer, value):
+    """value repeated for every parameter group, or a list with one per group."""
+    n = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{owner}: {name} has {len(value)} values but the optimizer has "
+                             f"{n} parameter group{'s' if n != 1 else ''}")
+        return [_snapshot(v) for v in value]
+    return [_snapshot(value) for _ in range(n)]
+
+
+def _check_optimizer(owner, optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{owner}: {type(optimizer).__name__} is not an Optimizer "
+                        "(expected a tapegrad.optim optimizer)")
+
+
+def _callable_state(fn):
+    """What a state dict keeps of a user function: nothing for a plain function or
+    lambda, the attributes of a callable object (PyTorch keeps the same)."""
+    if fn is None or isinstance(fn, types.FunctionType):
+        return None
+    return dict(fn.__dict__)
 
 
 class LRScheduler:
-    r"""Base class for learning-rate schedulers.
+    r"""Base class of the epoch-driven schedulers.
 
-    Subclasses implement :meth:`get_lr` (and may add ``_get_closed_form_lr``).
+    Subclasses implement :meth:`get_lr` (the chained form) and may add
+    ``_closed_form_lr`` (see Note [Chained and closed-form schedules]).
 
     Args:
         optimizer (Optimizer): the optimizer whose learning rates are scheduled.
-        last_epoch (int): index of the last epoch seen; -1 (default) starts a new
-            schedule and records each group's ``initial_lr``. A resumed schedule
-            (last_epoch >= 0) needs ``initial_lr`` in every group.
+        last_epoch (int): the last epoch seen. -1 (the default) starts a new
+            schedule and stores each group's rate as ``initial_lr``; a resumed
+            schedule (``last_epoch >= 0``) needs ``initial_lr`` in every group,
+            which the optimizer's state dict carries.
     """
 
-    _get_lr_called_within_step = False
-    _is_initial = False
+    # Transient flags, never part of the state dict.
+    _TRANSIENT = ("optimizer", "_inside_step", "_building")
+    _inside_step = False  # get_lr() called by step(), not by the user
+    _building = False  # the constructor's own step, which only sets epoch 0's rates
 
     def __init__(self, optimizer, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        owner = type(self).__name__
+        _check_optimizer(owner, optimizer)
         self.optimizer = optimizer
-
         if last_epoch == -1:
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", _copy(group["lr"]))
+                group.setdefault("initial_lr", _snapshot(group["lr"]))
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
                     raise KeyError(
-                        f"param 'initial_lr' is not specified in param_groups[{i}] when resuming "
-                        "scheduler with last_epoch >= 0.\nThis typically happens when:\n"
-                        "1. You're trying to resume training from a checkpoint but haven't "
-                        "properly loaded the optimizer state\n"
-                        "2. You're using last_epoch >= 0 for a fresh training run "
-                        "(not recommended)")
-        self.base_lrs = _param_groups_val_list(optimizer, "initial_lr")
+                        f"{owner}: param 'initial_lr' is not specified in param_groups[{i}], "
+                        f"which resuming with last_epoch={last_epoch} needs: load the "
+                        "optimizer's state dict before building the scheduler, or start a "
+                        "new schedule with last_epoch=-1")
+        self.base_lrs = _rates(optimizer, "initial_lr")
         self.last_epoch = last_epoch
-
-        # Track optimizer.step() calls, to warn when scheduler.step() comes first
-        # (https://github.com/pytorch/pytorch/issues/20124).
-        def patch_track_step_called(opt):
-            if hasattr(opt.step, "_wrapped_by_lr_sched"):
-                return opt.step
-            opt_ref = ref(opt)
-            func = opt.step.__func__
-
-            @wraps(func)
-            def wrapper(*args, **kwargs):
-                o = opt_ref()
-                o._opt_called = True
-                return func.__get__(o, o.__class__)(*args, **kwargs)
-
-            wrapper._wrapped_by_lr_sched = True
-            opt.step = wrapper
-
-        patch_track_step_called(self.optimizer)
-        self._initial_step()
-
-    def _initial_step(self):
         self._step_count = 0
-        self._is_initial = True
+        self._building = True
         try:
             self.step()
         finally:
-            self._is_initial = False
+            del self._building
 
     def state_dict(self):
-        """Every attribute except the optimizer."""
-        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+        """The scheduler's attributes (not the optimizer)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
 
     def load_state_dict(self, state_dict):
-        """Restores the attributes saved by :meth:`state_dict`."""
+        """Restores what :meth:`state_dict` returned."""
         self.__dict__.update(state_dict)
 
     def get_last_lr(self):
-        """The learning rates of the last step (one per parameter group)."""
+        """The learning rates set by the last step, one per parameter group."""
         return self._last_lr
 
     def get_lr(self):
-        """The next learning rates (use :meth:`get_last_lr` to read the current ones)."""
+        """The rates for ``self.last_epoch`` (called by :meth:`step`; to read the
+        current rates use :meth:`get_last_lr`)."""
         raise NotImplementedError
 
+    def _warn_outside_step(self):
+        if not self._inside_step:
+            warnings.warn(f"{type(self).__name__}.get_lr() computes the rates of the next "
+                          "step; to read the current ones, please use `get_last_lr()`.",
+                          UserWarning, stacklevel=3)
+
     def step(self, epoch=None):
-        """Advances the schedule by one epoch (call after ``optimizer.step()``)."""
-        if self._step_count == 1:
-            if not hasattr(self.optimizer.step, "_wrapped_by_lr_sched"):
-                warnings.warn(
-                    "Seems like `optimizer.step()` has been overridden after learning rate "
-                    "scheduler initialization. Please, make sure to call `optimizer.step()` "
-                    "before `lr_scheduler.step()`. See more details at "
-                    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate",
-                    UserWarning, stacklevel=2)
-            elif not getattr(self.optimizer, "_opt_called", False):
-                warnings.warn(
-                    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
-                    "In PyTorch 1.1.0 and later, you should call them in the opposite order: "
-                    "`optimizer.step()` before `lr_scheduler.step()`.  Failure to do this "
-                    "will result in PyTorch skipping the first value of the learning rate "
-                    "schedule. See more details at "
-                    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate",
-                    UserWarning, stacklevel=2)
+        """Moves to the next epoch (or, deprecated, to ``epoch``) and sets its rates."""
+        if self._step_count == 1 and not getattr(self.optimizer, "_step_calls", 0):
+            warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`: "
+                          "the schedule's first learning rate is skipped. Call "
+                          "optimizer.step() first, then scheduler.step().",
+                          UserWarning, stacklevel=2)
         self._step_count += 1
         if epoch is not None:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
-        self._update_lr(epoch)
-
-    def _update_lr(self, epoch=None):
-        self._get_lr_called_within_step = True
+            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated, as in "
+                          "PyTorch: step(epoch) jumps to that epoch with the closed-form "
+                          "schedule where there is one. Call step() once per epoch instead.",
+                          UserWarning, stacklevel=2)
+        self._inside_step = True
         try:
             if epoch is None:
                 self.last_epoch += 1
-                values = self.get_lr()
+                rates = self.get_lr()
             else:
                 self.last_epoch = epoch
-                if hasattr(self, "_get_closed_form_lr"):
-                    values = self._get_closed_form_lr()
-                else:
-                    values = self.get_lr()
+                closed = getattr(self, "_closed_form_lr", None)
+                rates = closed() if closed is not None else self.get_lr()
         finally:
-            self._get_lr_called_within_step = False
-        for param_group, lr in zip(self.optimizer.param_groups, values):
-            _update_param_group_val(param_group, "lr", lr)
-        self._last_lr = _param_groups_val_list(self.optimizer, "lr")
+            del self._inside_step
+        for group, lr in zip(self.optimizer.param_groups, rates):
+            _set_rate(group, "lr", lr)
+        self._last_lr = _rates(self.optimizer, "lr")
 
 
-def _warn_get_lr_called_within_step(scheduler):
-    if not scheduler._get_lr_called_within_step:
-        warnings.warn("To get the last learning rate computed by the scheduler, "
-                      "please use `get_last_lr()`.", UserWarning, stacklevel=2)
-
-
-class _LRScheduler(LRScheduler):
-    """The old name of LRScheduler."""
+_LRScheduler = LRScheduler  # the name PyTorch used before 2.0
 
 
 class LambdaLR(LRScheduler):
-    """lr = initial_lr * lr_lambda(epoch), one lambda for all groups or one per group.
+    """lr = initial_lr * lr_lambda(epoch): one function for every group, or one per group.
 
-    ``state_dict()`` does not save the lambdas (only the ``__dict__`` of callable
-    objects that are not plain functions), as in PyTorch.
+    The state dict keeps no functions: a plain function or lambda is saved as
+    None, a callable object as its attributes (as in PyTorch).
     """
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.optimizer = optimizer
-        if not isinstance(lr_lambda, (list, tuple)):
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
-        else:
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, "
-                                 f"but got {len(lr_lambda)}")
+        _check_optimizer("LambdaLR", optimizer)
+        n = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"LambdaLR: expected one lr_lambda per parameter group ({n}), "
+                                 f"got {len(lr_lambda)}")
             self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * n
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self):
-        state_dict = {key: value for key, value in self.__dict__.items()
-                      if key not in ("optimizer", "lr_lambdas")}
-        state_dict["lr_lambdas"] = [None] * len(self.lr_lambdas)
-        for idx, fn in enumerate(self.lr_lambdas):
-            if not isinstance(fn, types.FunctionType):
-                state_dict["lr_lambdas"][idx] = fn.__dict__.copy()
-        return state_dict
+        state = super().state_dict()
+        state["lr_lambdas"] = [_callable_state(fn) for fn in self.lr_lambdas]
+        return state
 
     def load_state_dict(self, state_dict):
-        lr_lambdas = state_dict.pop("lr_lambdas")
-        self.__dict__.update(state_dict)
-        state_dict["lr_lambdas"] = lr_lambdas  # leave the caller's dict as it was
-        for idx, fn in enumerate(lr_lambdas):
-            if fn is not None:
-                self.lr_lambdas[idx].__dict__.update(fn)
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas")
+        super().load_state_dict(state)
+        for fn, attrs in zip(self.lr_lambdas, saved):
+            if attrs is not None:
+                fn.__dict__.update(attrs)
 
     def get_lr(self):
-        _warn_get_lr_called_within_step(self)
-        return [base_lr * lmbda(self.last_epoch)
-                for lmbda, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+        self._warn_outside_step()
+        return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
 
 
 class StepLR(LRScheduler):
@@ -249,14 +220,14 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        _warn_get_lr_called_within_step(self)
-        if (self.last_epoch == 0) or (self.last_epoch % self.step_size != 0):
-            return _param_groups_val_list(self.optimizer, "lr")
-        return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+        self._warn_outside_step()
+        rates = _rates(self.optimizer, "lr")
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return rates
+        return [lr * self.gamma for lr in rates]
 
-    def _get_closed_form_lr(self):
-        return [base_lr * self.gamma ** (self.last_epoch // self.step_size)
-                for base_lr in self.base_lrs]
+    def _closed_form_lr(self):
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
 
 
 class ExponentialLR(LRScheduler):
@@ -267,23 +238,26 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        _warn_get_lr_called_within_step(self)
-        # A resumed schedule must not advance on the constructor's initial step.
-        if self._is_initial:
-            return _param_groups_val_list(self.optimizer, "lr")
-        return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+        self._warn_outside_step()
+        rates = _rates(self.optimizer, "lr")
+        if self._building:  # a resumed schedule stays where it was
+            return rates
+        return [lr * self.gamma for lr in rates]
 
-    def _get_closed_form_lr(self):
-        return [base_lr * self.gamma ** self.last_epoch for base_lr in self.base_lrs]
+    def _closed_form_lr(self):
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
-    r"""Cosine annealing from the initial lr down to eta_min over T_max epochs
-    (SGDR without restarts), computed recursively as PyTorch does:
+    r"""Cosine annealing from the initial rate down to eta_min over T_max epochs
+    (SGDR without restarts; past T_max the rate climbs back), chained as
 
     .. math::
-        \eta_{t+1} = \eta_{\min} + (\eta_t - \eta_{\min})
-            \frac{1 + \cos((T_{cur}+1)\pi / T_{max})}{1 + \cos(T_{cur}\pi / T_{max})}
+        \eta_{t} = \eta_{\min} + (\eta_{t-1} - \eta_{\min})
+            \frac{1 + \cos(t \pi / T_{max})}{1 + \cos((t - 1) \pi / T_{max})}
+
+    with the closed form
+    :math:`\eta_t = \eta_{\min} + (\eta_0 - \eta_{\min})(1 + \cos(t\pi/T_{max}))/2`.
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
@@ -292,167 +266,218 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        _warn_get_lr_called_within_step(self)
-        if self._is_initial:
-            return _param_groups_val_list(self.optimizer, "lr")
-        elif self._step_count == 1 and self.last_epoch > 0:
-            return [self.eta_min + (base_lr - self.eta_min)
-                    * (1 + math.cos((self.last_epoch) * math.pi / self.T_max)) / 2
-                    for base_lr, group in zip(self.base_lrs, self.optimizer.param_groups)]
-        elif (self.last_epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
-            return [group["lr"] + (base_lr - self.eta_min)
-                    * (1 - math.cos(math.pi / self.T_max)) / 2
-                    for base_lr, group in zip(self.base_lrs, self.optimizer.param_groups)]
-        return [(1 + math.cos(math.pi * self.last_epoch / self.T_max))
-                / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max))
-                * (group["lr"] - self.eta_min) + self.eta_min
-                for group in self.optimizer.param_groups]
+        self._warn_outside_step()
+        rates = _rates(self.optimizer, "lr")
+        t, T, low = self.last_epoch, self.T_max, self.eta_min
+        if self._building:
+            return rates
+        if (t - 1 - T) % (2 * T) == 0:
+            # At the trough the ratio below is 0 / 0: climb by the first step's size.
+            return [lr + (base - low) * (1 - math.cos(math.pi / T)) / 2
+                    for base, lr in zip(self.base_lrs, rates)]
+        ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+        return [ratio * (lr - low) + low for lr in rates]
 
-    def _get_closed_form_lr(self):
-        return [self.eta_min + (base_lr - self.eta_min)
-                * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-                for base_lr in self.base_lrs]
+    def _closed_form_lr(self):
+        t, T, low = self.last_epoch, self.T_max, self.eta_min
+        return [low + (base - low) * (1 + math.cos(math.pi * t / T)) / 2 for base in self.base_lrs]
 
 
 class CyclicLR(LRScheduler):
     """Cyclical learning rates (Smith, 2017) between base_lr and max_lr, stepped
-    every batch. Modes: "triangular", "triangular2" (amplitude halves each
-    cycle) and "exp_range" (amplitude scaled by gamma**iteration), or a custom
-    ``scale_fn``. With ``cycle_momentum`` (the default) momentum (or Adam's
-    beta1) cycles inversely between max_momentum and base_momentum; an
-    optimizer with neither raises ``ValueError``, as in PyTorch.
+    every batch. Modes: "triangular", "triangular2" (the amplitude halves each
+    cycle) and "exp_range" (amplitude times gamma**iteration), or a custom
+    ``scale_fn`` of the cycle number (``scale_mode="cycle"``) or of the
+    iteration (``"iterations"``). With ``cycle_momentum`` (the default) the
+    momentum, or Adam's beta1, cycles the other way between max_momentum and
+    base_momentum; an optimizer with neither raises ``ValueError``.
     """
+
+    _MODES = ("triangular", "triangular2", "exp_range")
 
     def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
                  mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
                  cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
-
-        base_lrs = _format_param("base_lr", optimizer, base_lr)
+        _check_optimizer("CyclicLR", optimizer)
+        base_lrs = _one_per_group("CyclicLR", "base_lr", optimizer, base_lr)
         if last_epoch == -1:
-            for lr, group in zip(base_lrs, optimizer.param_groups):
-                _update_param_group_val(group, "lr", lr)
+            for group, lr in zip(optimizer.param_groups, base_lrs):
+                _set_rate(group, "lr", lr)
+        self.max_lrs = _one_per_group("CyclicLR", "max_lr", optimizer, max_lr)
 
-        self.max_lrs = _format_param("max_lr", optimizer, max_lr)
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
 
-        step_size_up = float(step_size_up)
-        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
-        self.total_size = step_size_up + step_size_down
-        self.step_ratio = step_size_up / self.total_size
-
-        if mode not in ["triangular", "triangular2", "exp_range"] and scale_fn is None:
-            raise ValueError("mode is invalid and scale_fn is None")
-
+        if scale_fn is None and mode not in self._MODES:
+            raise ValueError(f"CyclicLR: mode must be one of {', '.join(self._MODES)} "
+                             f"(got {mode!r}), or pass a scale_fn")
         self.mode = mode
         self.gamma = gamma
-        self._scale_fn_custom = scale_fn
-        self.scale_mode = scale_mode
-        self._init_scale_fn()
+        self._custom_scale = scale_fn
+        # The built-in modes fix what they scale by.
+        self.scale_mode = scale_mode if scale_fn is not None else (
+            "iterations" if mode == "exp_range" else "cycle")
 
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with "
-                                 "`cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in self.optimizer.defaults
-            self.base_momentums = _format_param("base_momentum", optimizer, base_momentum)
-            self.max_momentums = _format_param("max_momentum", optimizer, max_momentum)
+                raise ValueError(f"CyclicLR: cycle_momentum=True needs an optimizer with "
+                                 f"'momentum' or 'betas', and {type(optimizer).__name__} has "
+                                 "neither; pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _one_per_group("CyclicLR", "base_momentum", optimizer,
+                                                 base_momentum)
+            self.max_momentums = _one_per_group("CyclicLR", "max_momentum", optimizer,
+                                                max_momentum)
             if last_epoch == -1:
-                for m_momentum, b_momentum, group in zip(self.max_momentums, self.base_momentums,
-                                                         optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (m_momentum, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_momentum
-                    group["max_momentum"] = m_momentum
-                    group["base_momentum"] = b_momentum
+                for group, low, high in zip(optimizer.param_groups, self.base_momentums,
+                                            self.max_momentums):
+                    self._set_momentum(group, high)
+                    group["max_momentum"] = high
+                    group["base_momentum"] = low
 
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
-    def _init_scale_fn(self):
-        if self._scale_fn_custom is not None:
-            return
-        if self.mode == "triangular":
-            self._scale_fn_ref = self._triangular_scale_fn
-            self.scale_mode = "cycle"
-        elif self.mode == "triangular2":
-            self._scale_fn_ref = self._triangular2_scale_fn
-            self.scale_mode = "cycle"
-        elif self.mode == "exp_range":
-            self._scale_fn_ref = partial(self._exp_range_scale_fn, self.gamma)
-            self.scale_mode = "iterations"
+    def _set_momentum(self, group, value):
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
 
     def scale_fn(self, x):
-        """The scaling policy applied to the cycle amplitude."""
-        if self._scale_fn_custom is not None:
-            return self._scale_fn_custom(x)
-        return self._scale_fn_ref(x)
-
-    @staticmethod
-    def _triangular_scale_fn(x):
+        """The amplitude's scale at cycle (or iteration) x."""
+        if self._custom_scale is not None:
+            return self._custom_scale(x)
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        if self.mode == "exp_range":
+            return self.gamma ** x
         return 1.0
 
-    @staticmethod
-    def _triangular2_scale_fn(x):
-        return 1 / (2.0 ** (x - 1))
-
-    @staticmethod
-    def _exp_range_scale_fn(gamma, x):
-        return gamma ** x
-
     def get_lr(self):
-        """The next learning rates; with cycle_momentum, also sets the momentums."""
-        _warn_get_lr_called_within_step(self)
-        cycle = math.floor(1 + self.last_epoch / self.total_size)
-        x = 1.0 + self.last_epoch / self.total_size - cycle
+        """The rates for this iteration; with cycle_momentum, also sets the momentums."""
+        self._warn_outside_step()
+        it = self.last_epoch
+        cycle = math.floor(1 + it / self.total_size)
+        x = 1.0 + it / self.total_size - cycle  # position within the cycle, in [0, 1)
         if x <= self.step_ratio:
-            scale_factor = x / self.step_ratio
+            rise = x / self.step_ratio
         else:
-            scale_factor = (x - 1) / (self.step_ratio - 1)
-
-        lrs = []
-        for base_lr, max_lr in zip(self.base_lrs, self.max_lrs):
-            base_height = (max_lr - base_lr) * scale_factor
-            if self.scale_mode == "cycle":
-                lr = base_lr + base_height * self.scale_fn(cycle)
-            else:
-                lr = base_lr + base_height * self.scale_fn(self.last_epoch)
-            lrs.append(lr)
-
+            rise = (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else it)
+        rates = [low + (high - low) * rise * scale
+                 for low, high in zip(self.base_lrs, self.max_lrs)]
         if self.cycle_momentum:
-            momentums = []
-            for base_momentum, max_momentum in zip(self.base_momentums, self.max_momentums):
-                base_height = (max_momentum - base_momentum) * scale_factor
-                if self.scale_mode == "cycle":
-                    momentum = max_momentum - base_height * self.scale_fn(cycle)
-                else:
-                    momentum = max_momentum - base_height * self.scale_fn(self.last_epoch)
-                momentums.append(momentum)
-            for param_group, momentum in zip(self.optimizer.param_groups, momentums):
-                if self.use_beta1:
-                    param_group["betas"] = (momentum, *param_group["betas"][1:])
-                else:
-                    param_group["momentum"] = momentum
-
-        return lrs
+            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums,
+                                        self.max_momentums):
+                self._set_momentum(group, high - (high - low) * rise * scale)
+        return rates
 
     def state_dict(self):
-        """As LRScheduler's, without the scale function (only a callable object's
-        ``__dict__`` is kept, never a function or lambda)."""
+        """As LRScheduler's; a custom scale_fn is kept only as a callable object's attributes."""
         state = super().state_dict()
-        state.pop("_scale_fn_ref", None)
-        fn = state.pop("_scale_fn_custom")
-        state["_scale_fn_custom"] = None
-        if fn is not None and not isinstance(fn, types.FunctionType):
-            state["_scale_fn_custom"] = fn.__dict__.copy()
+        state["_custom_scale"] = _callable_state(self._custom_scale)
         return state
 
     def load_state_dict(self, state_dict):
-        fn = state_dict.pop("_scale_fn_custom")
-        super().load_state_dict(state_dict)
-        if fn is not None:
-            self._scale_fn_custom.__dict__.update(fn)
-        self._init_scale_fn()
+        state = dict(state_dict)
+        attrs = state.pop("_custom_scale", None)
+        super().load_state_dict(state)
+        if attrs is not None:
+            self._custom_scale.__dict__.update(attrs)
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Divides the learning rate by 1 / factor once a metric has stopped improving
+    for more than ``patience`` epochs (``step(metric)`` once per epoch, e.g. with
+    the dev set's loss, or its F1 with ``mode="max"``).
+
+    An epoch improves on the best so far when the metric beats it by more than
+    ``threshold``: relatively (``threshold_mode="rel"``: below best * (1 -
+    threshold) in "min" mode, above best * (1 + threshold) in "max" mode) or
+    absolutely (``"abs"``: by threshold itself). After a reduction, ``cooldown``
+    epochs pass before bad epochs count again. A rate never goes below its
+    group's ``min_lr``, and a change smaller than ``eps`` is not made.
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
+        _check_optimizer("ReduceLROnPlateau", optimizer)
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError("ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got "
+                             f"{threshold_mode!r}")
+        self.optimizer = optimizer
+        self.factor = factor
+        self.min_lrs = _one_per_group("ReduceLROnPlateau", "min_lr", optimizer, min_lr)
+        self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lr
+        self.patience = patience
+        self.cooldown = cooldown
+        self.eps = eps
+        self.mode = mode
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self.last_epoch = 0
+        self._step_count = 1  # the optimizer-first check does not apply: no constructor step
+        self._last_lr = _rates(optimizer, "lr")
+        self._reset()
+
+    def _reset(self):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    def is_better(self, a, best):
+        """Whether metric value a improves on best (see the class docstring)."""
+        rel = self.threshold_mode == "rel"
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if rel else best - self.threshold)
+        return a > (best * (self.threshold + 1.0) if rel else best + self.threshold)
+
+    @property
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def step(self, metrics, epoch=None):
+        """Records one epoch's metric and reduces the rates if it has plateaued."""
+        current = float(metrics)
+        if epoch is None:
+            self.last_epoch += 1
+        else:
+            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated, as in "
+                          "PyTorch; call step(metric) once per epoch instead.",
+                          UserWarning, stacklevel=2)
+            self.last_epoch = epoch
+        if self.is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self._reduce()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = _rates(self.optimizer, "lr")
+
+    def _reduce(self):
+        groups = self.optimizer.param_groups
+        if len(self.min_lrs) != len(groups):  # groups were added since
+            if self.default_min_lr is None:
+                raise RuntimeError("ReduceLROnPlateau: the optimizer has "
+                                   f"{len(groups)} parameter groups but min_lr was given "
+                                   f"for {len(self.min_lrs)}")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, floor in zip(groups, self.min_lrs):
+            old = float(group["lr"])
+            new = max(old * self.factor, floor)
+            if old - new > self.eps:
+                _set_rate(group, "lr", new)

@@ -26,9 +26,9 @@ Deliberate differences from PyTorch:
 """
 
 import copy
+import functools
 import warnings
 from collections import OrderedDict, defaultdict
-from itertools import chain
 
 from .. import _C, _compile
 from .._C import Tensor
@@ -149,13 +149,8 @@ class Optimizer:
 
     def __init__(self, params, defaults):
         self.defaults = defaults
-        self._optimizer_step_pre_hooks = OrderedDict()
-        self._optimizer_step_post_hooks = OrderedDict()
-        self._optimizer_state_dict_pre_hooks = OrderedDict()
-        self._optimizer_state_dict_post_hooks = OrderedDict()
-        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
-        self._optimizer_load_state_dict_post_hooks = OrderedDict()
-        self._patch_step_function()
+        self._add_hook_tables()
+        self._wrap_step()
 
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
@@ -179,84 +174,86 @@ class Optimizer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks",
-                     "_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks",
-                     "_optimizer_load_state_dict_pre_hooks",
-                     "_optimizer_load_state_dict_post_hooks"):
-            if name not in self.__dict__:
-                setattr(self, name, OrderedDict())
-        self._patch_step_function()
+        self._add_hook_tables()  # hooks are not pickled
+        self._wrap_step()
         self.defaults.setdefault("differentiable", False)
 
+    _HOOK_TABLES = ("_step_pre_hooks", "_step_post_hooks", "_state_dict_pre_hooks",
+                    "_state_dict_post_hooks", "_load_state_dict_pre_hooks",
+                    "_load_state_dict_post_hooks")
+
+    def _add_hook_tables(self):
+        for name in self._HOOK_TABLES:
+            self.__dict__.setdefault(name, OrderedDict())
+
     def __repr__(self):
-        format_string = self.__class__.__name__ + " ("
+        # PyTorch's layout: one block per group, its options sorted, blank lines between.
+        blocks = []
         for i, group in enumerate(self.param_groups):
-            format_string += "\n"
-            format_string += f"Parameter Group {i}\n"
-            for key in sorted(group.keys()):
-                if key != "params":
-                    format_string += f"    {key}: {group[key]}\n"
-        format_string += ")"
-        return format_string
+            options = "".join(f"    {k}: {group[k]}\n" for k in sorted(group) if k != "params")
+            blocks.append(f"Parameter Group {i}\n{options}")
+        return f"{type(self).__name__} (" + "".join("\n" + b for b in blocks) + ")"
 
     # ------------------------------------------------------------ step hooks
+    # Every subclass's step() is wrapped once, when its first instance is
+    # built, so that the step hooks run (and the lr schedulers can see that the
+    # optimizer stepped) however the subclass writes step().
     @staticmethod
-    def _hook_step(func):
-        def wrapper(self, *args, **kwargs):
-            if not (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks):
-                return func(self, *args, **kwargs)
-            for hook in list(self._optimizer_step_pre_hooks.values()):
-                result = hook(self, args, kwargs)
-                if result is not None:
-                    if isinstance(result, tuple) and len(result) == 2:
-                        args, kwargs = result
-                    else:
-                        raise RuntimeError("optimizer step pre-hook must return None or a tuple "
-                                           f"of (new_args, new_kwargs), but got {result}.")
-            out = func(self, *args, **kwargs)
-            for hook in list(self._optimizer_step_post_hooks.values()):
+    def _with_step_hooks(step):
+        def step_with_hooks(self, *args, **kwargs):
+            self._step_calls = self.__dict__.get("_step_calls", 0) + 1
+            if not (self._step_pre_hooks or self._step_post_hooks):
+                return step(self, *args, **kwargs)
+            for hook in list(self._step_pre_hooks.values()):
+                changed = hook(self, args, kwargs)
+                if changed is None:
+                    continue
+                if not (isinstance(changed, tuple) and len(changed) == 2):
+                    raise RuntimeError(f"{type(self).__name__}: a step pre-hook must return "
+                                       "None or (args, kwargs) for step(), got "
+                                       f"{changed!r}")
+                args, kwargs = changed
+            out = step(self, *args, **kwargs)
+            for hook in list(self._step_post_hooks.values()):
                 hook(self, args, kwargs)
             return out
 
-        wrapper.__name__ = getattr(func, "__name__", "step")
-        wrapper.__qualname__ = getattr(func, "__qualname__", "step")
-        wrapper.__doc__ = func.__doc__
-        wrapper.__wrapped__ = func
-        wrapper.hooked = True
-        return wrapper
+        functools.update_wrapper(step_with_hooks, step)
+        step_with_hooks._tg_step_hooks = True
+        return step_with_hooks
 
-    def _patch_step_function(self):
-        cls = self.__class__
-        if not getattr(cls.step, "hooked", False):
-            cls.step = Optimizer._hook_step(cls.step)
+    def _wrap_step(self):
+        cls = type(self)
+        if not getattr(cls.step, "_tg_step_hooks", False):
+            cls.step = Optimizer._with_step_hooks(cls.step)
 
     def register_step_pre_hook(self, hook):
         """hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs), run before step()."""
-        handle = _RemovableHandle(self._optimizer_step_pre_hooks)
-        self._optimizer_step_pre_hooks[handle.id] = hook
+        handle = _RemovableHandle(self._step_pre_hooks)
+        self._step_pre_hooks[handle.id] = hook
         return handle
 
     def register_step_post_hook(self, hook):
         """hook(optimizer, args, kwargs) -> None, run after step()."""
-        handle = _RemovableHandle(self._optimizer_step_post_hooks)
-        self._optimizer_step_post_hooks[handle.id] = hook
+        handle = _RemovableHandle(self._step_post_hooks)
+        self._step_post_hooks[handle.id] = hook
         return handle
 
     def register_state_dict_pre_hook(self, hook, prepend=False):
         """hook(optimizer) -> None, run before state_dict() builds its result."""
-        return self._register(self._optimizer_state_dict_pre_hooks, hook, prepend)
+        return self._register(self._state_dict_pre_hooks, hook, prepend)
 
     def register_state_dict_post_hook(self, hook, prepend=False):
         """hook(optimizer, state_dict) -> state_dict or None, run on state_dict()'s result."""
-        return self._register(self._optimizer_state_dict_post_hooks, hook, prepend)
+        return self._register(self._state_dict_post_hooks, hook, prepend)
 
     def register_load_state_dict_pre_hook(self, hook, prepend=False):
         """hook(optimizer, state_dict) -> state_dict or None, run before loading."""
-        return self._register(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
+        return self._register(self._load_state_dict_pre_hooks, hook, prepend)
 
     def register_load_state_dict_post_hook(self, hook, prepend=False):
         """hook(optimizer) -> None, run after loading."""
-        return self._register(self._optimizer_load_state_dict_post_hooks, hook, prepend)
+        return self._register(self._load_state_dict_post_hooks, hook, prepend)
 
     @staticmethod
     def _register(hooks, hook, prepend):
@@ -267,6 +264,17 @@ class Optimizer:
         return handle
 
     # ------------------------------------------------------------ state dicts
+    def _param_numbers(self):
+        """id(param) -> the number that stands for it in a state dict: positions in
+        group order, each group's numbers starting after every earlier group's
+        entries (PyTorch's numbering, so the layouts agree)."""
+        numbers, first = {}, 0
+        for group in self.param_groups:
+            for k, p in enumerate(group["params"]):
+                numbers.setdefault(id(p), first + k)
+            first += len(group["params"])
+        return numbers
+
     def state_dict(self):
         """The optimizer state as a dict with PyTorch's layout::
 
@@ -276,99 +284,82 @@ class Optimizer:
         Parameters are numbered in group order; state tensors are the live
         buffers (not copies), as in PyTorch.
         """
-        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
-            pre_hook(self)
-
-        param_mappings = {}
-        start_index = 0
-
-        def pack_group(group):
-            nonlocal start_index
-            packed = {k: v for k, v in group.items() if k != "params"}
-            param_mappings.update({id(p): i for i, p in enumerate(group["params"], start_index)
-                                   if id(p) not in param_mappings})
-            packed["params"] = [param_mappings[id(p)] for p in group["params"]]
-            start_index += len(packed["params"])
-            return packed
-
-        param_groups = [pack_group(g) for g in self.param_groups]
-        packed_state = {(param_mappings[id(k)] if isinstance(k, Tensor) else k): v
-                        for k, v in self.state.items()}
-        state_dict = {"state": packed_state, "param_groups": param_groups}
-
-        for post_hook in self._optimizer_state_dict_post_hooks.values():
-            result = post_hook(self, state_dict)
-            if result is not None:
-                state_dict = result
-        return state_dict
+        for hook in self._state_dict_pre_hooks.values():
+            hook(self)
+        numbers = self._param_numbers()
+        groups = []
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k != "params"}
+            saved["params"] = [numbers[id(p)] for p in group["params"]]
+            groups.append(saved)
+        state = {(numbers[id(p)] if isinstance(p, Tensor) else p): v for p, v in self.state.items()}
+        result = {"state": state, "param_groups": groups}
+        for hook in self._state_dict_post_hooks.values():
+            changed = hook(self, result)
+            if changed is not None:
+                result = changed
+        return result
 
     @staticmethod
-    def _process_value_according_to_param_policy(param, value, key):
-        # Floating-point state follows the parameter's dtype; 'step' keeps its own.
+    def _adopt_state_tensor(param, value, key):
+        """A copy of saved state for param: floating state takes the parameter's
+        dtype, except the step count, which keeps its own."""
         with no_grad():
-            if key != "step" and param.is_floating_point() and value.is_floating_point() \
-                    and value.dtype != param.dtype:
-                return value.detach().to(param.dtype).contiguous()
-            return value.detach().clone()
+            value = value.detach()
+            if (key != "step" and param.is_floating_point() and value.is_floating_point()
+                    and value.dtype != param.dtype):
+                return value.to(param.dtype).contiguous()
+            return value.clone()
 
     def load_state_dict(self, state_dict):
         """Loads a state dict made by ``state_dict()`` (of this optimizer class, over
         the same parameter-group layout). The tensors are copied in."""
         state_dict = dict(state_dict)
-        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
-            result = pre_hook(self, state_dict)
-            if result is not None:
-                state_dict = result
-
+        for hook in self._load_state_dict_pre_hooks.values():
+            changed = hook(self, state_dict)
+            if changed is not None:
+                state_dict = changed
         for key in ("state", "param_groups"):
             if key not in state_dict:
                 raise ValueError(f"loaded state dict has no '{key}' entry (expected the dict "
                                  f"returned by Optimizer.state_dict())")
-        groups = self.param_groups
         saved_groups = _copy_value(state_dict["param_groups"])
-
-        if len(groups) != len(saved_groups):
+        if len(self.param_groups) != len(saved_groups):
             raise ValueError(
                 "loaded state dict has a different number of parameter groups: "
-                f"{len(saved_groups)} saved, the optimizer has {len(groups)}")
-        for i, (g, s) in enumerate(zip(groups, saved_groups)):
-            if len(g["params"]) != len(s["params"]):
+                f"{len(saved_groups)} saved, the optimizer has {len(self.param_groups)}")
+        param_of = {}  # saved number -> this optimizer's parameter
+        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(group["params"]) != len(saved["params"]):
                 raise ValueError(
                     "loaded state dict contains a parameter group that doesn't match the size "
-                    f"of optimizer's group: group {i} has {len(s['params'])} parameters saved, "
-                    f"the optimizer's has {len(g['params'])}")
+                    f"of optimizer's group: group {i} has {len(saved['params'])} parameters "
+                    f"saved, the optimizer's has {len(group['params'])}")
+            param_of.update(zip(saved["params"], group["params"]))
 
-        id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
-                          chain.from_iterable(g["params"] for g in groups)))
-
-        def _cast(param, value, key=None):
+        def adopt(param, value, key=None):
             if isinstance(value, Tensor):
-                return Optimizer._process_value_according_to_param_policy(param, value, key)
+                return self._adopt_state_tensor(param, value, key)
             if isinstance(value, dict):
-                return {k: _cast(param, v, key=k) for k, v in value.items()}
+                return {k: adopt(param, v, k) for k, v in value.items()}
             if isinstance(value, (list, tuple)):
-                return type(value)(_cast(param, v) for v in value)
+                return type(value)(adopt(param, v) for v in value)
             return value
 
         state = defaultdict(dict)
-        for k, v in state_dict["state"].items():
-            if k in id_map:
-                param = id_map[k]
-                state[param] = _cast(param, v)
+        for number, value in state_dict["state"].items():
+            param = param_of.get(number)
+            if param is None:  # not a parameter of ours: kept as saved
+                state[number] = value
             else:
-                state[k] = v
-
-        def update_group(group, new_group):
-            new_group["params"] = group["params"]
-            if "param_names" in group and "param_names" not in new_group:
-                new_group["param_names"] = group["param_names"]
-            return new_group
-
-        param_groups = [update_group(g, ng) for g, ng in zip(groups, saved_groups)]
-        self.__setstate__({"state": state, "param_groups": param_groups})
-
-        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
-            post_hook(self)
+                state[param] = adopt(param, value)
+        for group, saved in zip(self.param_groups, saved_groups):
+            saved["params"] = group["params"]
+            if "param_names" in group:
+                saved.setdefault("param_names", group["param_names"])
+        self.__setstate__({"state": state, "param_groups": saved_groups})
+        for hook in self._load_state_dict_post_hooks.values():
+            hook(self)
 
     # ------------------------------------------------------------ gradients, steps
     def zero_grad(self, set_to_none=True):
