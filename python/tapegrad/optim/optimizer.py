@@ -229,15 +229,11 @@ class Optimizer:
 
     def register_step_pre_hook(self, hook):
         """hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs), run before step()."""
-        handle = _RemovableHandle(self._step_pre_hooks)
-        self._step_pre_hooks[handle.id] = hook
-        return handle
+        return self._register(self._step_pre_hooks, hook, False)
 
     def register_step_post_hook(self, hook):
         """hook(optimizer, args, kwargs) -> None, run after step()."""
-        handle = _RemovableHandle(self._step_post_hooks)
-        self._step_post_hooks[handle.id] = hook
-        return handle
+        return self._register(self._step_post_hooks, hook, False)
 
     def register_state_dict_pre_hook(self, hook, prepend=False):
         """hook(optimizer) -> None, run before state_dict() builds its result."""
