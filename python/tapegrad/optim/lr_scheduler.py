@@ -424,7 +424,6 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold = threshold
         self.threshold_mode = threshold_mode
         self.last_epoch = 0
-        self._step_count = 1  # the optimizer-first check does not apply: no constructor step
         self._last_lr = _rates(optimizer, "lr")
         self._reset()
 
