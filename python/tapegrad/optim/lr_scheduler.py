@@ -22,20 +22,13 @@ import warnings
 
 from .._C import Tensor
 from .._grad_mode import no_grad
-from .optimizer import Optimizer, _to_scalar
+# A tensor-valued rate is cloned, so that a list of rates never aliases a group.
+from .optimizer import Optimizer, _to_scalar, _copy_value as _snapshot
 
 __all__ = [
     "LRScheduler", "LambdaLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "CyclicLR",
     "ReduceLROnPlateau",
 ]
-
-
-def _snapshot(value):
-    """A tensor-valued rate is copied, so that a list of rates never aliases a group."""
-    if isinstance(value, Tensor):
-        with no_grad():
-            return value.detach().clone()
-    return value
 
 
 def _rates(optimizer, key):
