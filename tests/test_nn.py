@@ -400,6 +400,10 @@ def test_repr_of_sequential_equals_torch():
     assert repr(nn.Embedding(10, 4)) == repr(torch.nn.Embedding(10, 4))
     assert repr(nn.Embedding(10, 4, padding_idx=0)) == repr(torch.nn.Embedding(10, 4, padding_idx=0))
     assert repr(nn.Tanh()) == repr(torch.nn.Tanh())
+    for make in (lambda m: m.ReLU(), lambda m: m.ReLU(inplace=True), lambda m: m.Dropout(0.3),
+                 lambda m: m.Dropout(0.3, inplace=True), lambda m: m.LeakyReLU(0.2, True),
+                 lambda m: m.Hardtanh(-2.0, 2.0, inplace=True), lambda m: m.Hardtanh()):
+        assert repr(make(nn)) == repr(make(torch.nn))
 
 
 def test_repr_of_nested_modules_is_readable():
@@ -412,7 +416,7 @@ def test_repr_of_nested_modules_is_readable():
     assert "    (0): Linear(in_features=3, out_features=5, bias=True)" in r
     assert "    (1): Tanh()" in r
     assert "    (2): Linear(in_features=5, out_features=2, bias=True)" in r
-    assert "Dropout(p=0.25)" in repr(nn.Dropout(0.25))
+    assert "Dropout(p=0.25, inplace=False)" in repr(nn.Dropout(0.25))
     assert "negative_slope=0.2" in repr(nn.LeakyReLU(0.2))
     assert "num_parameters=3" in repr(nn.PReLU(3))
 

@@ -278,7 +278,7 @@ void init_tensor(py::module_& m) {
   cmp("gt", CmpOp::Gt);
   cmp("ge", CmpOp::Ge);
 
-  // In-place ops (refused on tensors in a recorded graph; see check_inplace).
+  // In-place ops (recorded under autograd: Note [In-place ops with autograd]).
   // Each returns `self`, the same Python object, as PyTorch does.
   using InplaceFn = void (*)(Tensor&, py::object);
   auto inplace = [&](const char* name, InplaceFn fn) {
@@ -313,6 +313,32 @@ void init_tensor(py::module_& m) {
   inplace("fill_", [](Tensor& a, py::object v) { fill_(a, v.cast<double>()); });
   inplace("copy_", [](Tensor& a, py::object src) { copy_(a, src.cast<Tensor>()); });
   cls.def("zero_", [](py::object self) { zero_(tensor_ref(self)); return self; });
+#define TG_BIND_INPLACE(name) \
+  cls.def(#name "_", [](py::object self) { name##_(tensor_ref(self)); return self; });
+  TG_INPLACE_UNARY_OPS(TG_BIND_INPLACE)
+#undef TG_BIND_INPLACE
+  auto opt = [](const py::object& v) {
+    return v.is_none() ? std::nullopt : std::optional<double>(v.cast<double>());
+  };
+  cls.def("clamp_", [opt](py::object self, py::object lo, py::object hi) {
+    clamp_(tensor_ref(self), opt(lo), opt(hi));
+    return self;
+  }, py::arg("min") = py::none(), py::arg("max") = py::none());
+  cls.attr("clip_") = cls.attr("clamp_");
+  m.def("_leaky_relu_", [](py::object self, double slope) {
+    leaky_relu_(tensor_ref(self), slope);
+    return self;
+  });
+  m.def("_hardtanh_", [](py::object self, double lo, double hi) {
+    hardtanh_(tensor_ref(self), lo, hi);
+    return self;
+  });
+  cls.def("masked_fill_", [](py::object self, const Tensor& mask, py::object value) {
+    Tensor& a = tensor_ref(self);
+    masked_fill_(a, mask, is_tensor(value) ? tensor_ref(value)
+                                           : Tensor::scalar(value.cast<double>(), a.dtype()));
+    return self;
+  }, py::arg("mask"), py::arg("value"));
   cls.def("requires_grad_", [](py::object self, bool r) {
     tensor_ref(self).set_requires_grad(r);
     return self;

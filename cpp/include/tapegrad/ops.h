@@ -133,13 +133,24 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 Tensor mse_loss(const Tensor& input, const Tensor& target,
                 Reduction reduction = Reduction::Mean);
 
-// ---- in place (never recorded; refused on tensors that need grad while recording)
+// ---- in place (recorded when self or other requires grad: Note [In-place ops with
+// autograd] in elementwise.cpp)
 void fill_(Tensor& a, double value);
 void zero_(Tensor& a);
 void add_(Tensor& a, const Tensor& b, double alpha = 1.0);  // a += alpha * b
 void mul_(Tensor& a, double s);
 void mul_(Tensor& a, const Tensor& b);                     // a *= b (broadcast to a)
 void copy_(Tensor& dst, const Tensor& src);                // broadcasting, casting
+// In-place forms of unary ops (x.relu_(), ...): the op's result written over a.
+#define TG_INPLACE_UNARY_OPS(X) \
+  X(neg) X(exp) X(log) X(sqrt) X(abs) X(sin) X(cos) X(square) X(sigmoid) X(tanh) X(relu)
+#define TG_DECLARE_INPLACE(name) void name##_(Tensor& a);
+TG_INPLACE_UNARY_OPS(TG_DECLARE_INPLACE)
+#undef TG_DECLARE_INPLACE
+void clamp_(Tensor& a, std::optional<double> min, std::optional<double> max);
+void leaky_relu_(Tensor& a, double negative_slope = 0.01);
+void hardtanh_(Tensor& a, double min_val = -1.0, double max_val = 1.0);
+void masked_fill_(Tensor& a, const Tensor& mask, const Tensor& value);  // a[mask] = value (0-d)
 // A contiguous copy made without recording (for kernels and conversions).
 Tensor contiguous_copy(const Tensor& a);
 

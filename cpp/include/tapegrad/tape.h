@@ -193,6 +193,13 @@ class Tape {
   // The references of tensors with history and of the owning thread.
   void unretain();
 
+  // An in-place op's last step (Note [In-place ops with autograd] in
+  // elementwise.cpp): `self` takes over the history of `result`, a fresh
+  // tensor of this tape holding the op's value, and drops its own. A result
+  // without history leaves self a plain tensor. Raises RuntimeError when self
+  // belongs to another thread's tape.
+  void move_history(TensorImpl* self, TensorImpl* result);
+
   size_t size() const { return size_; }
   size_t live() const { return live_; }
   Record& at(int32_t i) { return records_[i]; }

@@ -50,16 +50,55 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
            "dtype, got ", a.describe(), " and ", b.describe());
 }
 
-void check_inplace(const Tensor& t, const char* op) {
+// Note [In-place ops with autograd]
+// self.op_(other) in grad mode, when self or other requires grad, is recorded
+// as its out-of-place op on a recorded copy of self: result = op(clone(self),
+// other) (cast back to self's dtype), whose values are then written into
+// self's buffer, and self takes over result's tape record (Tape::move_history)
+// while its old value stays reachable through the clone. So the gradient is
+// the out-of-place op's, the write is visible through every handle of self,
+// and a backward rule that saved the old value (mul_ saves it for other's
+// gradient) reads the clone, which nothing writes. The clone costs a copy;
+// without autograd (optimizer updates, no_grad) the op writes in place
+// directly. As in PyTorch, a leaf that requires grad is refused, and a record
+// that saved self itself (x * x, then x.mul_(2)) sees self's version counter
+// move and raises at backward. PyTorch also rebases the history of views;
+// here a self whose memory another tensor shares (a view, the tensor it
+// views, a detached alias) is refused instead, since that tensor's recorded
+// graph would not see the write.
+bool inplace_records(const Tensor& t, const char* op, std::initializer_list<const Tensor*> others) {
   check_defined(t, op, "tensor");
-  if (!grad_enabled()) return;
+  if (!grad_enabled()) return false;
   if (t.requires_grad() && t.is_leaf())
     throw RuntimeError(str(op, ": a leaf tensor that requires grad (", t.describe(),
                            ") is being used in an in-place operation; wrap it in "
                            "tapegrad.no_grad() (as optimizers do)"));
-  if (!t.is_leaf())
-    throw RuntimeError(str(op, ": in-place operations on a tensor with autograd history (",
-                           t.describe(), ") are not supported; use the out-of-place op"));
+  bool any = t.requires_grad();
+  for (const Tensor* o : others) any |= o->defined() && o->requires_grad();
+  if (!any) return false;
+  TG_CHECK(is_floating(t.dtype()), RuntimeError, op, ": the result requires grad but the "
+           "tensor written in place is ", t.describe(), "; only float tensors can hold it");
+  TG_CHECK(t.impl()->storage->refcount_.load(std::memory_order_acquire) == 1, RuntimeError, op,
+           ": ", t.describe(), " shares its memory with another tensor (a view of it, the tensor "
+           "it is a view of, or a detached alias), so an in-place write would change values that "
+           "tensor's recorded graph does not know about; use the out-of-place op, or clone() "
+           "first");
+  return true;
+}
+
+void inplace_recorded(Tensor& self, const char* op, bool reads_self,
+                      const std::function<Tensor(const Tensor&)>& f) {
+  Tensor src = reads_self ? clone(self) : Tensor();
+  Tensor result = f(src);
+  if (result.dtype() != self.dtype()) result = to(result, self.dtype());
+  TG_CHECK(result.shape() == self.shape(), ValueError, op, ": the result's shape ",
+           to_string(result.shape()), " does not match the shape of the tensor written in place, ",
+           self.describe());
+  {
+    NoGradGuard no_grad;
+    copy_(self, result);
+  }
+  Tape::current().move_history(self.impl(), result.impl());
 }
 
 // ================================================================ add
@@ -582,9 +621,18 @@ Tensor sign(const Tensor& a) {
 }
 
 // ================================================================ in place
-void fill_(Tensor& a, double value) {
-  TG_TRACE(fill_, a, value);
-  check_inplace(a, "fill_");
+// `value` in place of the recorded `old`: where(true, value, old) keeps old
+// in the graph with a zero gradient, as PyTorch's fill_ and copy_ do.
+static Tensor overwrite(const Tensor& old, const Tensor& value) {
+  return where(Tensor::scalar(1.0, DType::Bool), value, old);
+}
+
+static void fill_as(Tensor& a, double value, const char* op) {
+  if (inplace_records(a, op, {})) {
+    return inplace_recorded(a, op, true, [&](const Tensor& old) {
+      return overwrite(old, Tensor::scalar(value, a.dtype()));
+    });
+  }
   dispatch_all(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T v = (T)value;
@@ -600,19 +648,28 @@ void fill_(Tensor& a, double value) {
   a.bump_version();
 }
 
+void fill_(Tensor& a, double value) {
+  TG_TRACE(fill_, a, value);
+  fill_as(a, value, "fill_");
+}
+
 void zero_(Tensor& a) {
   TG_TRACE(zero_, a);
-  check_inplace(a, "zero_");
-  fill_(a, 0.0);
+  fill_as(a, 0.0, "zero_");
 }
 
 void copy_(Tensor& dst, const Tensor& src) {
   TG_TRACE(copy_, dst, src);
-  check_inplace(dst, "copy_");
   check_defined(src, "copy_", "source");
   Shape b = broadcast_shapes(dst.shape(), src.shape(), "copy_");
   TG_CHECK(b == dst.shape(), ValueError, "copy_: source ", src.describe(),
            " cannot be broadcast to destination ", dst.describe());
+  if (inplace_records(dst, "copy_", {&src})) {
+    return inplace_recorded(dst, "copy_", dst.requires_grad(), [&](const Tensor& old) {
+      Tensor v = expand(to(src, dst.dtype()), dst.shape().vec());
+      return old.defined() ? overwrite(old, v) : v;
+    });
+  }
   Tensor s = cast_nograd(src, dst.dtype());
   dispatch_all(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -629,14 +686,19 @@ void copy_(Tensor& dst, const Tensor& src) {
   dst.bump_version();
 }
 
-// a = f(a, b) in place, b broadcast to a's shape and cast to a's dtype.
-template <class F>
-static void inplace_binary(Tensor& a, const Tensor& b, const char* op, F f) {
-  check_inplace(a, op);
+// b must broadcast to a's shape for a = f(a, b) in place.
+static void check_broadcasts_into(const Tensor& a, const Tensor& b, const char* op) {
+  check_defined(a, op, "tensor");
   check_defined(b, op, "other");
   Shape bs = broadcast_shapes(a.shape(), b.shape(), op);
   TG_CHECK(bs == a.shape(), ValueError, op, ": ", b.describe(), " cannot be broadcast to ",
            a.describe());
+}
+
+// a = f(a, b) in place, b broadcast to a's shape and cast to a's dtype;
+// callers check the shapes first (check_broadcasts_into).
+template <class F>
+static void inplace_binary(Tensor& a, const Tensor& b, const char* op, F f) {
   Tensor y = cast_nograd(b, a.dtype());
   dispatch_numeric(a.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
@@ -659,18 +721,28 @@ static void inplace_binary(Tensor& a, const Tensor& b, const char* op, F f) {
 
 void add_(Tensor& a, const Tensor& b, double alpha) {
   TG_TRACE(add_, a, b, alpha);
+  check_broadcasts_into(a, b, "add_");
+  if (inplace_records(a, "add_", {&b})) {
+    return inplace_recorded(a, "add_", true, [&](const Tensor& s) {
+      return alpha == 1.0 ? add(s, b) : alpha == -1.0 ? sub(s, b) : add(s, mul(b, alpha));
+    });
+  }
   if (alpha == 1.0) inplace_binary(a, b, "add_", [](auto u, auto v) { return u + v; });
   else inplace_binary(a, b, "add_", [alpha](auto u, auto v) { return u + (decltype(u))alpha * v; });
 }
 
 void mul_(Tensor& a, const Tensor& b) {
   TG_TRACE(mul_, a, b);
+  check_broadcasts_into(a, b, "mul_");
+  if (inplace_records(a, "mul_", {&b}))
+    return inplace_recorded(a, "mul_", true, [&](const Tensor& s) { return mul(s, b); });
   inplace_binary(a, b, "mul_", [](auto u, auto v) { return u * v; });
 }
 
 void mul_(Tensor& a, double s) {
   TG_TRACE(mul_, a, s);
-  check_inplace(a, "mul_");
+  if (inplace_records(a, "mul_", {}))
+    return inplace_recorded(a, "mul_", true, [&](const Tensor& x) { return mul(x, s); });
   dispatch_numeric(a.dtype(), "mul_", [&](auto tag) {
     using T = decltype(tag);
     T v = (T)s;
@@ -684,6 +756,57 @@ void mul_(Tensor& a, double s) {
     });
   });
   a.bump_version();
+}
+
+// self <- f(self) for the in-place forms of unary ops: recorded as f when
+// autograd needs it, else f's result written over self.
+template <class F>
+static void inplace_unary(Tensor& a, const char* op, F f) {
+  if (inplace_records(a, op, {})) return inplace_recorded(a, op, true, f);
+  Tensor r = f(a);
+  TG_CHECK(r.shape() == a.shape(), ValueError, op, ": the result's shape ", to_string(r.shape()),
+           " does not match the shape of the tensor written in place, ", a.describe());
+  TG_CHECK(r.dtype() == a.dtype() || is_floating(a.dtype()) || !is_floating(r.dtype()),
+           RuntimeError, op, ": the result is ", dtype_name(r.dtype()),
+           ", which cannot be written into ", a.describe(), " in place");
+  copy_(a, r);
+}
+
+#define TG_DEFINE_INPLACE(name)                                            \
+  void name##_(Tensor& a) {                                                \
+    TG_TRACE(name##_, a);                                                  \
+    inplace_unary(a, #name "_", [](const Tensor& x) { return name(x); }); \
+  }
+TG_INPLACE_UNARY_OPS(TG_DEFINE_INPLACE)
+#undef TG_DEFINE_INPLACE
+
+void clamp_(Tensor& a, std::optional<double> min, std::optional<double> max) {
+  TG_TRACE(clamp_, a, min, max);
+  inplace_unary(a, "clamp_", [&](const Tensor& x) { return clamp(x, min, max); });
+}
+
+void leaky_relu_(Tensor& a, double negative_slope) {
+  TG_TRACE(leaky_relu_, a, negative_slope);
+  inplace_unary(a, "leaky_relu_", [&](const Tensor& x) { return leaky_relu(x, negative_slope); });
+}
+
+void hardtanh_(Tensor& a, double min_val, double max_val) {
+  TG_TRACE(hardtanh_, a, min_val, max_val);
+  inplace_unary(a, "hardtanh_", [&](const Tensor& x) { return hardtanh(x, min_val, max_val); });
+}
+
+void masked_fill_(Tensor& a, const Tensor& mask, const Tensor& value) {
+  TG_TRACE(masked_fill_, a, mask, value);
+  check_defined(mask, "masked_fill_", "mask");
+  check_defined(value, "masked_fill_", "value");
+  TG_CHECK(mask.dtype() == DType::Bool, TypeError, "masked_fill_: the mask must be bool, got ",
+           mask.describe());
+  TG_CHECK(value.ndim() == 0, ValueError, "masked_fill_: the value must be a number or a 0-d "
+           "tensor, got ", value.describe());
+  auto fill = [&](const Tensor& x) { return where(mask, to(value, x.dtype()), x); };
+  if (inplace_records(a, "masked_fill_", {&value}))
+    return inplace_recorded(a, "masked_fill_", true, fill);
+  inplace_unary(a, "masked_fill_", fill);
 }
 
 Tensor contiguous_copy(const Tensor& a) {

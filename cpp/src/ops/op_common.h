@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
+#include <initializer_list>
 
 #include "tapegrad/kernels.h"
 #include "tapegrad/ops.h"
@@ -50,8 +52,13 @@ Tensor strided_alias(const Tensor& t, const Shape& shape, const Strides& strides
 DType result_type(const Tensor& a, const Tensor& b);
 // Floating ops on integer tensors compute in float32, as PyTorch does.
 inline DType float_result(DType dt) { return is_floating(dt) ? dt : DType::Float32; }
-// In-place writes refuse tensors that are part of a recorded graph.
-void check_inplace(const Tensor& t, const char* op);
+// In-place ops (Note [In-place ops with autograd] in elementwise.cpp):
+// whether t.op_(others) must be recorded; raises where it cannot be.
+bool inplace_records(const Tensor& t, const char* op, std::initializer_list<const Tensor*> others);
+// Records self <- f(src) as f's out-of-place ops, src a recorded clone of
+// self (undefined unless reads_self), and writes the result into self.
+void inplace_recorded(Tensor& self, const char* op, bool reads_self,
+                      const std::function<Tensor(const Tensor&)>& f);
 [[noreturn]] void throw_undefined(const char* op, const char* what);
 inline void check_defined(const Tensor& t, const char* op, const char* what) {
   if (__builtin_expect(!t.defined(), 0)) throw_undefined(op, what);

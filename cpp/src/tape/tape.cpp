@@ -268,6 +268,29 @@ void Tape::finish_locked(Record* r, Tensor& output) {
   live_++;
 }
 
+void Tape::move_history(TensorImpl* self, TensorImpl* result) {
+  TG_CHECK(!self->tape || self->tape == this, RuntimeError,
+           "in-place op: the tensor was recorded by another thread; each thread records its own "
+           "graph (use detach() to pass values between threads)");
+  std::lock_guard<TapeLock> lock(mu_);
+  if (self->tape) {  // self's old value stays reachable only through the records that used it
+    records_[self->record].output = nullptr;
+    release(self->record);
+    refs_--;
+    self->tape = nullptr;
+    self->record = -1;
+    self->requires_grad = false;
+  }
+  if (result->tape != this) return;
+  records_[result->record].output = self;
+  self->record = result->record;
+  self->tape = this;
+  self->requires_grad = true;
+  result->record = -1;  // its reference to this tape moves to self: refs_ is unchanged
+  result->tape = nullptr;
+  result->requires_grad = false;
+}
+
 // ---------------------------------------------------------------- lifetime
 void Tape::release_output_and_unretain(int32_t index) {
   bool last;

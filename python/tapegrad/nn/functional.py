@@ -11,22 +11,54 @@ from .. import _C
 from .._C import (
     binary_cross_entropy_with_logits,
     embedding as _embedding,
-    hardtanh,
-    leaky_relu,
+    hardtanh as _hardtanh,
+    leaky_relu as _leaky_relu,
     log_softmax as _log_softmax,
     nll_loss,
     prelu,
-    relu,
+    relu as _relu,
     sigmoid,
     softmax as _softmax,
     tanh,
 )
 
 __all__ = [
-    "relu", "leaky_relu", "hardtanh", "prelu", "sigmoid", "tanh", "softmax", "log_softmax",
+    "relu", "relu_", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "prelu", "sigmoid", "tanh", "softmax", "log_softmax",
     "embedding", "linear", "dropout", "cross_entropy", "nll_loss",
     "binary_cross_entropy_with_logits", "mse_loss", "hinge_loss", "multi_margin_loss",
 ]
+
+
+# inplace=True writes the result over the input and returns it, as in PyTorch;
+# under autograd it is recorded (Note [In-place ops with autograd] in
+# cpp/src/ops/elementwise.cpp), so it saves no memory here, but it keeps the
+# semantics a ported script relies on.
+def relu(input, inplace=False):
+    return input.relu_() if inplace else _relu(input)
+
+
+def relu_(input):
+    return input.relu_()
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    if inplace:
+        return _C._leaky_relu_(input, negative_slope)
+    return _leaky_relu(input, negative_slope)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    return _C._leaky_relu_(input, negative_slope)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    if inplace:
+        return _C._hardtanh_(input, min_val, max_val)
+    return _hardtanh(input, min_val, max_val)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    return _C._hardtanh_(input, min_val, max_val)
 
 
 def _need_dim(name, dim):
@@ -73,15 +105,17 @@ def _linear_act(input, weight, bias, activation):
     return _C._linear(input, weight, bias, activation)
 
 
-def dropout(input, p=0.5, training=True):
+def dropout(input, p=0.5, training=True, inplace=False):
     """Zeroes elements with probability p and scales the rest by 1/(1-p) (inverted dropout)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        return input * 0.0
+        return input.mul_(0.0) if inplace else input * 0.0
     keep = (_C._rand(list(input.shape), input.dtype) >= p).to(input.dtype)
+    if inplace:
+        return input.mul_(keep).mul_(1.0 / (1.0 - p))
     return input * keep * (1.0 / (1.0 - p))
 
 
