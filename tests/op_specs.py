@@ -852,3 +852,25 @@ forward_only("cast_int-long", lambda L, x: x.long(), lambda x: np.trunc(x).astyp
              U(3, 4, lo=-5.0, hi=5.0), out_dtype="int64")
 forward_only("cast_int-to_int64", lambda L, x: (x * 3.0).to(L.int64), lambda x: np.trunc(x * 3.0).astype(np.int64),
              Away(5, margin=0.05), out_dtype="int64")
+
+
+# ============================================================================
+# scans and the new unary primitives (log1p, expm1, erf, cumsum, cumprod)
+# ============================================================================
+spec("log1p-method", lambda L, x: x.log1p(), np.log1p, U(3, 4, lo=-0.9, hi=3.0))
+spec("log1p-tiny", lambda L, x: L.log1p(x), np.log1p, U(5, lo=-1e-9, hi=1e-9))
+spec("expm1-method", lambda L, x: x.expm1(), np.expm1, U(3, 4))
+spec("expm1-tiny", lambda L, x: L.expm1(x), np.expm1, U(5, lo=-1e-9, hi=1e-9))
+spec("erf-method", lambda L, x: x.erf(), lambda x: np.vectorize(__import__("math").erf)(x), U(3, 4))
+spec("erf-fn", lambda L, x: L.erf(x), lambda x: np.vectorize(__import__("math").erf)(x), U(5, lo=-4.0, hi=4.0))
+spec("cumsum-dim1", lambda L, x: x.cumsum(1), lambda x: np.cumsum(x, 1), U(3, 4))
+spec("cumsum-dim0_fn", lambda L, x: L.cumsum(x, dim=0), lambda x: np.cumsum(x, 0), U(3, 4))
+spec("cumsum-neg_3d", lambda L, x: x.cumsum(-2), lambda x: np.cumsum(x, -2), U(2, 3, 4))
+spec("cumsum-0d", lambda L, x: x.cumsum(0), lambda x: x, U())
+spec("cumprod-dim1", lambda L, x: x.cumprod(1), lambda x: np.cumprod(x, 1), U(3, 4))
+spec("cumprod-fn_3d", lambda L, x: L.cumprod(x, 0), lambda x: np.cumprod(x, 0), U(3, 2, 2))
+# zeros in the input: the gradient must not go through a division by x
+spec("cumprod-zeros", lambda L, x: (x * const(L, np.array([1.0, 0.0, 1.0, 0.0, 1.0]), x)).cumprod(0),
+     lambda x: np.cumprod(x * np.array([1.0, 0.0, 1.0, 0.0, 1.0]), 0), U(5,))
+spec("cumprod-one_zero", lambda L, x: (x * const(L, np.array([[1.0, 1.0, 0.0, 1.0]]), x)).cumprod(-1),
+     lambda x: np.cumprod(x * np.array([[1.0, 1.0, 0.0, 1.0]]), -1), U(2, 4))

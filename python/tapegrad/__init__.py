@@ -53,6 +53,7 @@ from ._C import (
     matmul, mm, dot, outer,
     reshape, permute, transpose, t, squeeze, unsqueeze, flatten, clone, narrow, select,
     split, chunk, index_select, gather, cat, concat, stack,
+    log1p, expm1, erf, cumsum, cumprod,
 )
 from ._grad_mode import no_grad, enable_grad, set_grad_enabled
 from ._creation import (
