@@ -61,6 +61,16 @@ from ._creation import (
     zeros_like, ones_like, full_like, empty_like, rand_like, randn_like,
 )
 from . import _tensor  # noqa: F401  (adds the Python-side Tensor methods)
+from ._composite_ops import (  # noqa: A004  (any, all, round mirror torch's names)
+    sort, argsort, topk, masked_fill, unbind, unflatten, flip, roll, broadcast_to, tril, triu,
+    diag, trace, take, meshgrid,
+    log2, log10, rsqrt, reciprocal, floor, ceil, round, trunc, fix, frac, lerp, addcmul, addcdiv,
+    nan_to_num, isinf, isfinite, clamp_min, clamp_max,
+    prod, any, all, count_nonzero, nonzero, unique, bincount, norm, amin, allclose, isclose, equal,
+    logical_and, logical_or, logical_xor, bitwise_and, bitwise_or, bitwise_xor, floor_divide,
+    remainder, bmm, mv, addmm,
+)
+from . import linalg
 from . import autograd
 from .autograd import gradcheck
 from . import nn
