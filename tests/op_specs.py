@@ -1025,3 +1025,12 @@ forward_only("all-keepdim", lambda L, x: L.all(x > -1.0, 0, keepdim=True), lambd
              U(4, 3), out_dtype="bool")
 forward_only("count_nonzero-dim", lambda L, x: L.count_nonzero(x > 0.5, dim=0), lambda x: np.count_nonzero(x > 0.5, 0),
              U(4, 3), out_dtype="int64")
+composite("einsum-matmul", lambda L, a, b: L.einsum("ij,jk->ik", a, b), lambda a, b: a @ b, U(3, 4), U(4, 5))
+composite("einsum-attention", lambda L, q, k: L.einsum("bhid,bhjd->bhij", q, k),
+          lambda q, k: np.einsum("bhid,bhjd->bhij", q, k), U(2, 2, 3, 4), U(2, 2, 5, 4))
+composite("einsum-implicit_out", lambda L, a, b: L.einsum("ij,kj", [a, b]), lambda a, b: np.einsum("ij,kj", a, b),
+          U(3, 4), U(5, 4))
+composite("einsum-outer_sum", lambda L, a, b: L.einsum("ij,kl->lj", a, b), lambda a, b: np.einsum("ij,kl->lj", a, b),
+          U(2, 3), U(4, 5))
+composite("einsum-dot", lambda L, a, b: L.einsum("i,i->", a, b), lambda a, b: np.asarray(a @ b), U(4,), U(4,))
+composite("einsum-one_operand", lambda L, a: L.einsum("ijk->ki", a), lambda a: np.einsum("ijk->ki", a), U(2, 3, 4))

@@ -408,3 +408,49 @@ def test_matrix_product_errors_and_addmm_beta_zero():
     got = tg.addmm(tg.from_numpy(c), tg.from_numpy(a), tg.from_numpy(b), beta=0, alpha=2)
     want = torch.addmm(torch.from_numpy(c), torch.from_numpy(a), torch.from_numpy(b), beta=0, alpha=2)
     np.testing.assert_allclose(to_np(got), want.numpy(), rtol=1e-12)
+
+
+def test_einsum_matches_torch_and_rejects_what_it_does_not_support():
+    cases = [("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), ("ij->", [(3, 4)]), ("i,j->ij", [(3,), (4,)]),
+             ("ijk,k->ij", [(2, 3, 4), (4,)]), ("ij,jk->ki", [(3, 4), (4, 5)]), ("ji", [(2, 3)])]
+    for eq, shapes in cases:
+        arrs = [RNG.standard_normal(s) for s in shapes]
+        got = tg.einsum(eq, *[tg.from_numpy(a.copy()) for a in arrs])
+        want = torch.einsum(eq, *[torch.from_numpy(a.copy()) for a in arrs])
+        assert tuple(got.shape) == tuple(want.shape), eq
+        np.testing.assert_allclose(to_np(got), want.numpy(), rtol=1e-12, atol=1e-12, err_msg=eq)
+    x = tg.ones(3, 3)
+    with pytest.raises(NotImplementedError, match=r"einsum.*'\.\.\.'"):
+        tg.einsum("...ij->...ji", x)
+    with pytest.raises(ValueError, match="einsum.*repeated"):
+        tg.einsum("ii->i", x)
+    with pytest.raises(ValueError, match="einsum.*1 or 2"):
+        tg.einsum("ij,jk,kl->il", x, x, x)
+    with pytest.raises(RuntimeError, match="einsum.*'j' has size 2"):
+        tg.einsum("ij,jk->ik", x, tg.ones(2, 3))
+
+
+def test_amax_amin_take_tuples_of_dims_as_torch():
+    a = RNG.permutation(24).reshape(2, 3, 4).astype(np.float64)
+    x, tx = both(a)
+    for dim in ((), 1, (0, 2), (-1, 0)):
+        for keepdim in (False, True):
+            same(tg.amax(x, dim, keepdim), torch.amax(tx, dim, keepdim))
+            same(x.amin(dim=dim, keepdim=keepdim), tx.amin(dim=dim, keepdim=keepdim))
+
+
+def test_shape_only_composites_are_recorded_by_compile():
+    """Composites that build their constants from shapes alone replay under
+    tg.compile; those that read values (sort) raise the core's clear error."""
+    def step(x, m):
+        return (tg.tril(x) + tg.diag(x.diag()) + x.masked_fill(m, 0.5) + x.flip(0).roll(1, 1)
+                + x.repeat(1, 2)[:, :3] + tg.einsum("ij,jk->ik", x, x)).sum()
+
+    f = tg.compile(step)
+    for _ in range(4):
+        x = tg.randn(3, 3)
+        assert f(x, x > 0).item() == step(x, x > 0).item()
+    g = tg.compile(lambda x: x.sort().values.sum())
+    with pytest.raises(RuntimeError, match="tg.compile records"):
+        for _ in range(3):
+            g(tg.randn(3))

@@ -21,6 +21,7 @@ from . import _C
 from ._C import Tensor
 
 _F64, _F32, _I64, _BOOL = _C.dtype.float64, _C.dtype.float32, _C.dtype.int64, _C.dtype.bool
+_NP_DTYPE = {_F32: np.float32, _F64: np.float64, _I64: np.int64, _BOOL: np.bool_}
 
 # torch.return_types.sort / topk: namedtuples, like max(dim) / min(dim) in the core.
 _sort_result = collections.namedtuple("sort", ("values", "indices"))
@@ -41,8 +42,10 @@ def _bool(arr):
 
 
 def _like(arr, t):
-    """A constant with t's dtype (a fresh copy: NumPy may have returned a view)."""
-    return _C.from_numpy(np.array(arr, dtype=_np(t).dtype, copy=True))
+    """A constant with t's dtype (a fresh copy: NumPy may have returned a view).
+    Reads only t's dtype, never its values: ops that build constants from
+    shapes alone (tril, diag, masked_fill, ...) stay recordable by tg.compile."""
+    return _C.from_numpy(np.array(arr, dtype=_NP_DTYPE[t.dtype], order="C"))
 
 
 def _check_tensor(t, op, what="input"):
@@ -105,9 +108,6 @@ def _zero_grad(values, t):
     if t.requires_grad and _C.is_grad_enabled():
         out = _C.where(_bool(np.ones(t.shape, dtype=bool)), out, t)
     return out
-
-
-_NP_DTYPE = {_F32: np.float32, _F64: np.float64, _I64: np.int64, _BOOL: np.bool_}
 
 
 def _tensor_operand(x, like, op):
@@ -226,7 +226,7 @@ def flip(input, dims):
     for d in _dims(dims, input.ndim, "flip"):
         if input.ndim:
             out = out.index_select(d, _long(np.arange(input.shape[d] - 1, -1, -1)))
-    return out
+    return input.clone() if out is input else out
 
 
 def roll(input, shifts, dims=None):
@@ -252,13 +252,8 @@ def roll(input, shifts, dims=None):
 
 def broadcast_to(input, shape):
     shape = _sizes((shape,), "broadcast_to")
-    try:
-        np.broadcast_shapes(tuple(input.shape), tuple(s if s != -1 else 1 for s in shape))
-        ok = len(shape) >= input.ndim and builtins.all(
-            s == -1 or s == n or n == 1 for s, n in zip(shape[::-1], list(input.shape)[::-1]))
-    except ValueError:
-        ok = False
-    if not ok:
+    trailing = zip(shape[::-1], list(input.shape)[::-1])
+    if len(shape) < input.ndim or not builtins.all(s in (n, -1) or n == 1 for s, n in trailing):
         raise RuntimeError(f"broadcast_to(): the shape {list(input.shape)} cannot be broadcast "
                            f"to {shape}")
     return input.expand(shape)
@@ -414,7 +409,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     """Replaced entries get no gradient (where passes it only to the finite ones)."""
     if not input.dtype.is_floating_point:
         return input.clone()
-    info = np.finfo(_np(input).dtype)
+    info = np.finfo(_NP_DTYPE[input.dtype])
     x = input.detach()
     out = _C.where(x.isnan(), _like(np.array(nan), input), input)
     out = _C.where(x == math.inf, _like(np.array(info.max if posinf is None else posinf), input), out)
@@ -754,12 +749,73 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
                            f"{list(mat1.shape)} and {list(mat2.shape)}")
     prod_ = mat1.matmul(mat2)
     try:
-        np.broadcast_shapes(tuple(input.shape), tuple(prod_.shape))
+        ok = np.broadcast_shapes(tuple(input.shape), tuple(prod_.shape)) == tuple(prod_.shape)
     except ValueError:
+        ok = False
+    if not ok:
         raise RuntimeError(f"addmm(): input {list(input.shape)} cannot be broadcast to "
-                           f"{list(prod_.shape)}") from None
+                           f"{list(prod_.shape)}")
     if alpha != 1:
         prod_ = prod_ * alpha
     if beta == 0:
-        return prod_.expand(list(prod_.shape)) + _like(np.zeros(()), prod_)
+        return prod_
     return (input if beta == 1 else input * beta) + prod_
+
+
+def einsum(equation, *operands):
+    """One or two operands, no '...' and no letter repeated within an operand:
+    the operands are permuted to (batch, kept, contracted) and multiplied with
+    one batched matmul, so the gradient is matmul's."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(operands) or not 1 <= len(ins) <= 2:
+        raise ValueError(f"einsum(): equation {equation!r} names {len(ins)} operand(s) but "
+                         f"{len(operands)} were given (1 or 2 are supported)")
+    if "." in eq:
+        raise NotImplementedError(f"einsum(): '...' is not supported ({equation!r})")
+    sizes = {}
+    for spec_, t in zip(ins, operands):
+        _check_tensor(t, "einsum", "operands")
+        if not spec_.isalpha() or len(set(spec_)) != len(spec_) or len(spec_) != t.ndim:
+            raise ValueError(f"einsum(): subscripts {spec_!r} do not fit an operand of shape "
+                             f"{list(t.shape)} (one distinct letter per dim; repeated letters "
+                             "are not supported)")
+        for c, n in zip(spec_, t.shape):
+            if sizes.setdefault(c, n) != n:
+                raise RuntimeError(f"einsum(): subscript {c!r} has size {n} in one operand and "
+                                   f"{sizes[c]} in another ({equation!r})")
+    if not arrow:
+        out = "".join(sorted(c for c in sizes if lhs.count(c) == 1))
+    if len(set(out)) != len(out) or builtins.any(c not in sizes for c in out):
+        raise ValueError(f"einsum(): bad output subscripts {out!r} in {equation!r}")
+
+    def drop(spec_, t, keep):
+        """Sums out the letters of `spec_` not in `keep`."""
+        gone = [i for i, c in enumerate(spec_) if c not in keep]
+        if gone:
+            t = t.sum(dim=gone)
+        return "".join(c for c in spec_ if c in keep), t
+
+    if len(ins) == 1:
+        s, t = drop(ins[0], operands[0], out)
+        return t.permute([s.index(c) for c in out]) if s else t
+    sa, a = drop(ins[0], operands[0], out + ins[1])
+    sb, b = drop(ins[1], operands[1], out + sa)
+    batch = [c for c in out if c in sa and c in sb]
+    left = [c for c in out if c in sa and c not in sb]
+    right = [c for c in out if c in sb and c not in sa]
+    inner = [c for c in sa if c in sb and c not in out]
+
+    def size(cs):
+        return int(np.prod([sizes[c] for c in cs], dtype=np.int64))
+
+    a = a.permute([sa.index(c) for c in batch + left + inner]) if sa else a
+    b = b.permute([sb.index(c) for c in batch + inner + right]) if sb else b
+    a = a.reshape(size(batch), size(left), size(inner))
+    b = b.reshape(size(batch), size(inner), size(right))
+    got = batch + left + right
+    res = a.matmul(b).reshape([sizes[c] for c in got])
+    return res.permute([got.index(c) for c in out]) if out else res.reshape([])

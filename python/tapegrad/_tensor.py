@@ -208,7 +208,6 @@ for _name in (
     "bitwise_and", "bitwise_or", "bitwise_xor", "floor_divide", "remainder", "bmm", "mv", "addmm",
 ):
     setattr(Tensor, _name, getattr(_ops, _name))
-Tensor.repeat = lambda self, *sizes: _ops.repeat(self, *sizes)
 
 
 def _binary_slot(fn, reflected=False):
