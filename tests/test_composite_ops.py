@@ -454,3 +454,36 @@ def test_shape_only_composites_are_recorded_by_compile():
     with pytest.raises(RuntimeError, match="tg.compile records"):
         for _ in range(3):
             g(tg.randn(3))
+
+
+def test_unflatten_and_rounding_edge_errors():
+    x = tg.ones(2, 6)
+    for bad in ((4, -1), (-1, -1), (), (0, -1)):
+        with pytest.raises(RuntimeError, match="unflatten"):
+            x.unflatten(1, bad)
+    same(x.unflatten(1, (3, -1)), torch.ones(2, 6).unflatten(1, (3, -1)))
+    for name in ("floor", "ceil", "round", "trunc"):
+        with pytest.raises(TypeError, match=f"{name}.*bool"):
+            getattr(tg, name)(tg.tensor([True]))
+        with pytest.raises(RuntimeError):  # torch: NotImplementedError, a RuntimeError
+            getattr(torch, name)(torch.tensor([True]))
+
+
+def test_wrong_argument_types_raise_type_error_naming_the_function():
+    x = tg.ones(2, 2)
+    cases = {
+        "bincount": lambda: tg.bincount(tg.tensor([0, 1]), weights=[1.0, 2.0]),
+        "logical_and": lambda: tg.logical_and(x, "a"),
+        "bmm": lambda: tg.bmm(x, [[1.0]]),
+        "mv": lambda: tg.mv([[1.0]], x),
+        "addmm": lambda: tg.addmm(1.0, x, x),
+        "einsum": lambda: tg.einsum(3, x),
+        "flip": lambda: tg.flip(x, None),
+        "sort": lambda: tg.sort(x, dim=0.5),
+        "isclose": lambda: tg.isclose(x, 1.0),
+    }
+    for name, f in cases.items():
+        with pytest.raises(TypeError, match=name):
+            f()
+    with pytest.raises(RuntimeError, match="meshgrid.*non-empty"):
+        tg.meshgrid()

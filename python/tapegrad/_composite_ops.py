@@ -211,8 +211,10 @@ def unflatten(input, dim, sizes):
     sizes = _sizes((sizes,), "unflatten")
     n = input.shape[d]
     known = int(np.prod([s for s in sizes if s != -1]))
-    bad = sizes.count(-1) > 1 or (known * (n // known if known else 0) != n if -1 in sizes
-                                  else known != n)
+    if -1 in sizes:  # one size may be inferred, and it must come out whole
+        bad = sizes.count(-1) > 1 or known == 0 or n % known != 0
+    else:
+        bad = known != n
     if not sizes or bad:
         raise RuntimeError(f"unflatten(): provided sizes {sizes} don't multiply up to the size "
                            f"of dim {d} ({n}) in the input tensor {list(input.shape)}")
@@ -221,6 +223,9 @@ def unflatten(input, dim, sizes):
 
 
 def flip(input, dims):
+    _check_tensor(input, "flip")
+    if not isinstance(dims, (numbers.Integral, list, tuple)):
+        raise TypeError(f"flip(): dims must be an int or a sequence of ints, got {dims!r}")
     dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
     out = input
     for d in _dims(dims, input.ndim, "flip"):
@@ -319,6 +324,8 @@ def take(input, index):
 def meshgrid(*tensors, indexing="ij"):
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
+    if not tensors:
+        raise RuntimeError("meshgrid(): expects a non-empty list of tensors")
     if indexing not in ("ij", "xy"):
         raise ValueError(f"meshgrid(): indexing must be 'ij' or 'xy', got {indexing!r}")
     for t in tensors:
@@ -361,8 +368,10 @@ def reciprocal(input):
 def _rounding(fn, name):
     def op(input, **kw):
         _check_tensor(input, name)
-        if input.dtype in (_I64, _BOOL):
-            return input.clone() if input.dtype == _I64 else input.long()
+        if input.dtype == _BOOL:
+            raise TypeError(f"{name}(): not supported for bool tensors {list(input.shape)}")
+        if input.dtype == _I64:
+            return input.clone()
         with np.errstate(all="ignore"):
             return _zero_grad(fn(_np(input), **kw), input)
     op.__name__ = op.__qualname__ = name
@@ -512,6 +521,7 @@ def bincount(input, weights=None, minlength=0):
         raise RuntimeError(f"bincount(): minlength should be >= 0, got {minlength}")
     if weights is None:
         return _long(np.bincount(a, minlength=minlength))
+    _check_tensor(weights, "bincount", "weights")
     w = _np(weights)
     if w.shape != a.shape:
         raise RuntimeError(f"bincount(): weights {list(weights.shape)} should have the same "
@@ -649,6 +659,8 @@ def equal(input, other):
 def _logical(fn, name):
     def op(input, other):
         _check_tensor(input, name)
+        if not isinstance(other, (Tensor, numbers.Number)):
+            raise TypeError(f"{name}(): other must be a Tensor or a number, got {type(other).__name__}")
         b = _np(other) if isinstance(other, Tensor) else other
         return _bool(fn(_np(input).astype(bool), np.asarray(b).astype(bool)))
     op.__name__ = op.__qualname__ = name
@@ -728,6 +740,8 @@ def remainder(input, other):
 
 # ================================================================ 8. matrix products
 def bmm(input, mat2):
+    _check_tensor(input, "bmm")
+    _check_tensor(mat2, "bmm", "mat2")
     if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0] or \
             input.shape[2] != mat2.shape[1]:
         raise RuntimeError(f"bmm(): expected 3-D tensors (b, n, m) and (b, m, p), got "
@@ -736,6 +750,8 @@ def bmm(input, mat2):
 
 
 def mv(input, vec):
+    _check_tensor(input, "mv")
+    _check_tensor(vec, "mv", "vec")
     if input.ndim != 2 or vec.ndim != 1 or input.shape[1] != vec.shape[0]:
         raise RuntimeError(f"mv(): expected a matrix (n, m) and a vector (m), got "
                            f"{list(input.shape)} and {list(vec.shape)}")
@@ -744,6 +760,8 @@ def mv(input, vec):
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """beta * input + alpha * mat1 @ mat2; beta == 0 ignores input (NaN included), as torch."""
+    for t, what in ((input, "input"), (mat1, "mat1"), (mat2, "mat2")):
+        _check_tensor(t, "addmm", what)
     if mat1.ndim != 2 or mat2.ndim != 2 or mat1.shape[1] != mat2.shape[0]:
         raise RuntimeError(f"addmm(): expected matrices (n, m) and (m, p), got "
                            f"{list(mat1.shape)} and {list(mat2.shape)}")
@@ -768,6 +786,8 @@ def einsum(equation, *operands):
     one batched matmul, so the gradient is matmul's."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum(): the equation must be a str, got {type(equation).__name__}")
     eq = equation.replace(" ", "")
     lhs, arrow, out = eq.partition("->")
     ins = lhs.split(",")
