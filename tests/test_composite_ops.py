@@ -274,9 +274,10 @@ def test_nan_to_num_isinf_isfinite_match_torch():
         same(x.nan_to_num(nan=2.0, posinf=1.0, neginf=-1.0), tx.nan_to_num(nan=2.0, posinf=1.0, neginf=-1.0))
         same(tg.isinf(x), torch.isinf(tx))
         same(x.isfinite(), tx.isfinite())
-    xi, txi = both(np.array([1, 2]))
-    same(tg.isinf(xi), torch.isinf(txi))
-    same(tg.isfinite(xi), torch.isfinite(txi))
+    for ints in (np.array([1, 2]), np.array([True, False]), np.array(-np.inf)):
+        xi, txi = both(ints)
+        same(tg.isinf(xi), torch.isinf(txi))
+        same(tg.isfinite(xi), torch.isfinite(txi))
     g = tg.tensor(a, requires_grad=True)
     tg.nan_to_num(g).sum().backward()
     np.testing.assert_array_equal(to_np(g.grad), [1.0, 0.0, 0.0, 0.0, 1.0])

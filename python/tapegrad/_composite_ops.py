@@ -5,9 +5,11 @@ None of these has a backward of its own: every differentiable value is built
 from recorded primitives (gather, index_select, where, expand, reshape, mul,
 ...), so its gradient comes from theirs. Integer results (sort orders,
 indices, counts) and bool results have no gradient; they are computed with
-NumPy from the detached values and wrapped as int64 / bool tensors. Because
-they read values, those functions cannot be recorded by tg.compile (the core
-raises when values are read while recording).
+NumPy from the detached values and wrapped as int64 / bool tensors. Those
+that read values cannot be recorded by tg.compile (the core raises when
+values are read while recording); those that build their index and mask
+constants from shapes alone (tril, flip, roll, repeat, diag, einsum, ...)
+can.
 """
 
 import builtins
@@ -115,9 +117,7 @@ def _tensor_operand(x, like, op):
     if isinstance(x, Tensor):
         return x
     if isinstance(x, numbers.Number):
-        kind = 0 if isinstance(x, builtins.bool) else 1 if isinstance(x, numbers.Integral) else 2
-        dt = like.dtype if kind <= _category(like.dtype) else (_I64 if kind == 1 else _F32)
-        return _C.from_numpy(np.array(x, dtype=_NP_DTYPE[dt]))
+        return _C.from_numpy(np.array(x, dtype=_NP_DTYPE[_promote(like, x)]))
     raise TypeError(f"{op}(): expected a Tensor or a number, got {type(x).__name__}")
 
 
@@ -425,12 +425,17 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     return _C.where(x == -math.inf, _like(np.array(info.min if neginf is None else neginf), input), out)
 
 
+# Comparisons with inf (NaN compares false) rather than NumPy: no values are read.
 def isinf(input):
-    return _bool(np.isinf(_np(input)))
+    _check_tensor(input, "isinf")
+    x = input.detach()
+    return (x if x.dtype == _BOOL else x.abs()) == math.inf
 
 
 def isfinite(input):
-    return _bool(np.isfinite(_np(input)))
+    _check_tensor(input, "isfinite")
+    x = input.detach()
+    return (x if x.dtype == _BOOL else x.abs()) < math.inf
 
 
 def clamp_min(input, min):  # noqa: A002
