@@ -852,3 +852,185 @@ forward_only("cast_int-long", lambda L, x: x.long(), lambda x: np.trunc(x).astyp
              U(3, 4, lo=-5.0, hi=5.0), out_dtype="int64")
 forward_only("cast_int-to_int64", lambda L, x: (x * 3.0).to(L.int64), lambda x: np.trunc(x * 3.0).astype(np.int64),
              Away(5, margin=0.05), out_dtype="int64")
+
+
+# ============================================================================
+# scans and the new unary primitives (log1p, expm1, erf, cumsum, cumprod)
+# ============================================================================
+spec("log1p-method", lambda L, x: x.log1p(), np.log1p, U(3, 4, lo=-0.9, hi=3.0))
+spec("log1p-tiny", lambda L, x: L.log1p(x), np.log1p, U(5, lo=-1e-9, hi=1e-9))
+spec("expm1-method", lambda L, x: x.expm1(), np.expm1, U(3, 4))
+spec("expm1-tiny", lambda L, x: L.expm1(x), np.expm1, U(5, lo=-1e-9, hi=1e-9))
+spec("erf-method", lambda L, x: x.erf(), lambda x: np.vectorize(__import__("math").erf)(x), U(3, 4))
+spec("erf-fn", lambda L, x: L.erf(x), lambda x: np.vectorize(__import__("math").erf)(x), U(5, lo=-4.0, hi=4.0))
+spec("cumsum-dim1", lambda L, x: x.cumsum(1), lambda x: np.cumsum(x, 1), U(3, 4))
+spec("cumsum-dim0_fn", lambda L, x: L.cumsum(x, dim=0), lambda x: np.cumsum(x, 0), U(3, 4))
+spec("cumsum-neg_3d", lambda L, x: x.cumsum(-2), lambda x: np.cumsum(x, -2), U(2, 3, 4))
+spec("cumsum-0d", lambda L, x: x.cumsum(0), lambda x: x, U())
+spec("cumprod-dim1", lambda L, x: x.cumprod(1), lambda x: np.cumprod(x, 1), U(3, 4))
+spec("cumprod-fn_3d", lambda L, x: L.cumprod(x, 0), lambda x: np.cumprod(x, 0), U(3, 2, 2))
+# zeros in the input: the gradient must not go through a division by x
+spec("cumprod-zeros", lambda L, x: (x * const(L, np.array([1.0, 0.0, 1.0, 0.0, 1.0]), x)).cumprod(0),
+     lambda x: np.cumprod(x * np.array([1.0, 0.0, 1.0, 0.0, 1.0]), 0), U(5,))
+spec("cumprod-one_zero", lambda L, x: (x * const(L, np.array([[1.0, 1.0, 0.0, 1.0]]), x)).cumprod(-1),
+     lambda x: np.cumprod(x * np.array([[1.0, 1.0, 0.0, 1.0]]), -1), U(2, 4))
+
+# ============================================================================
+# composites from tapegrad._composite_ops (sorting, shapes, elementwise,
+# reductions, products); the non-differentiable ones are in test_composite_ops.py
+# ============================================================================
+MASK_34 = np.array([[True, False, False, True], [False, False, True, False], [True, True, False, False]])
+TAKE_IDX = np.array([[0, 11, -1], [5, 5, 2]])
+
+
+def np_sort(x, axis, descending=False):
+    s = np.sort(x, axis=axis)
+    return np.flip(s, axis) if descending else s
+
+
+def np_topk(x, k, axis, largest=True):
+    return np.take(np_sort(x, axis, largest), np.arange(k), axis=axis)
+
+
+composite("sort-values", lambda L, x: x.sort().values, lambda x: np_sort(x, -1), Distinct(3, 4))
+composite("sort-desc_dim0", lambda L, x: L.sort(x, dim=0, descending=True)[0],
+          lambda x: np_sort(x, 0, True), Distinct(4, 3))
+composite("sort-stable_kw", lambda L, x: L.sort(x, dim=1, stable=True).values, lambda x: np_sort(x, 1), Distinct(2, 5))
+composite("topk-largest", lambda L, x: x.topk(2).values, lambda x: np_topk(x, 2, -1), Distinct(3, 4))
+composite("topk-smallest_dim0", lambda L, x: L.topk(x, 3, dim=0, largest=False)[0],
+          lambda x: np_topk(x, 3, 0, False), Distinct(4, 3))
+composite("masked_fill-scalar", lambda L, x: x.masked_fill(const(L, MASK_34), -1.5),
+          lambda x: np.where(MASK_34, -1.5, x), U(3, 4))
+composite("masked_fill-bcast_fn", lambda L, x: L.masked_fill(x, const(L, MASK_34[0]), 0.0),
+          lambda x: np.where(MASK_34[0], 0.0, x), U(3, 4))
+composite("masked_fill-tensor_value", lambda L, x, v: x.masked_fill(const(L, MASK_34), v.reshape(())),
+          lambda x, v: np.where(MASK_34, v.reshape(()), x), U(3, 4), U(1))
+composite("repeat-2d", lambda L, x: x.repeat(2, 3), lambda x: np.tile(x, (2, 3)), U(2, 3))
+composite("repeat-new_dims", lambda L, x: x.repeat((2, 1, 2)), lambda x: np.tile(x, (2, 1, 2)), U(3,))
+composite("unbind-dim1", lambda L, x: weighted_cat(L, [t[None] for t in L.unbind(x, 1)], 0),
+          lambda x: np_weighted_cat([x[:, i][None] for i in range(4)], 0), U(3, 4))
+composite("unflatten-method", lambda L, x: x.unflatten(1, (2, -1)) * 2.0, lambda x: x.reshape(3, 2, 3) * 2.0, U(3, 6))
+composite("flip-two", lambda L, x: L.flip(x, (0, 2)), lambda x: np.flip(x, (0, 2)), U(2, 3, 4))
+composite("flip-method", lambda L, x: x.flip([-1]), lambda x: np.flip(x, -1), U(3, 4))
+composite("roll-dim", lambda L, x: L.roll(x, 1, 1), lambda x: np.roll(x, 1, 1), U(3, 4))
+composite("roll-flat", lambda L, x: x.roll(-2), lambda x: np.roll(x, -2), U(3, 4))
+composite("roll-multi", lambda L, x: L.roll(x, (5, -1), (0, 1)), lambda x: np.roll(x, (5, -1), (0, 1)), U(3, 4))
+composite("broadcast_to-fn", lambda L, x: L.broadcast_to(x, (2, 3, 4)), lambda x: np.broadcast_to(x, (2, 3, 4)),
+          U(3, 1))
+composite("tril-default", lambda L, x: L.tril(x), np.tril, U(4, 4))
+composite("tril-diag_batched", lambda L, x: x.tril(-1), lambda x: np.tril(x, -1), U(2, 3, 4))
+composite("triu-default", lambda L, x: L.triu(x), np.triu, U(4, 3))
+composite("triu-diag1", lambda L, x: x.triu(diagonal=1), lambda x: np.triu(x, 1), U(3, 5))
+composite("diag-vec_to_mat", lambda L, x: L.diag(x), np.diag, U(4,))
+composite("diag-vec_offset", lambda L, x: L.diag(x, -2), lambda x: np.diag(x, -2), U(3,))
+composite("diag-mat_to_vec", lambda L, x: x.diag(), np.diag, U(3, 4))
+composite("diag-mat_offset", lambda L, x: L.diag(x, 1), lambda x: np.diag(x, 1), U(4, 3))
+composite("trace-fn", lambda L, x: L.trace(x), lambda x: np.asarray(np.trace(x)), U(3, 4))
+composite("take-fn", lambda L, x: L.take(x, const(L, TAKE_IDX)), lambda x: x.reshape(-1)[TAKE_IDX], U(3, 4))
+composite("meshgrid-ij", lambda L, a, b: weighted_cat(L, L.meshgrid(a, b, indexing="ij"), 0),
+          lambda a, b: np_weighted_cat(np.meshgrid(a, b, indexing="ij"), 0), U(3,), U(4,))
+composite("meshgrid-xy", lambda L, a, b: weighted_cat(L, L.meshgrid([a, b], indexing="xy"), 0),
+          lambda a, b: np_weighted_cat(np.meshgrid(a, b, indexing="xy"), 0), U(3,), U(4,))
+composite("log2-method", lambda L, x: x.log2(), np.log2, Pos(3, 4))
+composite("log10-fn", lambda L, x: L.log10(x), np.log10, Pos(5, lo=0.05, hi=30.0))
+composite("rsqrt-method", lambda L, x: x.rsqrt(), lambda x: 1 / np.sqrt(x), Pos(3, 4))
+composite("reciprocal-fn", lambda L, x: L.reciprocal(x), lambda x: 1 / x, Away(3, 4, margin=0.3))
+# floor/ceil/round/trunc: values, and a zero gradient (checked by gradcheck and against torch)
+composite("floor-grad0", lambda L, x: x.floor() + x, lambda x: np.floor(x) + x, Away(3, 4, kinks=range(-2, 3), margin=0.05))
+composite("ceil-grad0", lambda L, x: L.ceil(x) * x, lambda x: np.ceil(x) * x, Away(3, 4, kinks=range(-2, 3), margin=0.05))
+composite("round-half_even", lambda L, x: L.round(x * 2.0) + x, lambda x: np.round(x * 2.0) + x,
+          Away(3, 4, kinks=np.arange(-2.25, 2.5, 0.5), margin=0.05))
+composite("round-decimals", lambda L, x: x.round(decimals=1) - x, lambda x: np.round(x, 1) - x,
+          Away(6, kinks=np.arange(-1.95, 2.0, 0.1), margin=0.01))
+composite("trunc-method", lambda L, x: x.trunc() * 3.0 + x, lambda x: np.trunc(x) * 3.0 + x,
+          Away(3, 4, kinks=range(-2, 3), margin=0.05))
+composite("frac-fn", lambda L, x: L.frac(x), lambda x: x - np.trunc(x), Away(3, 4, kinks=range(-2, 3), margin=0.05))
+composite("lerp-scalar", lambda L, a, b: L.lerp(a, b, 0.3), lambda a, b: a + 0.3 * (b - a), U(3, 4), U(3, 4))
+composite("lerp-scalar_high", lambda L, a, b: a.lerp(b, 0.8), lambda a, b: a + 0.8 * (b - a), U(3, 4), U(4,))
+composite("lerp-tensor_weight", lambda L, a, b, w: L.lerp(a, b, w), lambda a, b, w: a + w * (b - a),
+          U(3, 4), U(3, 4), Away(3, 4, lo=0.0, hi=1.0, kinks=(0.5,), margin=0.05))
+composite("addcmul-fn", lambda L, a, b, c: L.addcmul(a, b, c, value=0.5), lambda a, b, c: a + 0.5 * b * c,
+          U(3, 4), U(3, 4), U(4,))
+composite("addcmul-method", lambda L, a, b, c: a.addcmul(b, c), lambda a, b, c: a + b * c, U(3,), U(3,), U(3,))
+composite("addcdiv-fn", lambda L, a, b, c: L.addcdiv(a, b, c, value=-2), lambda a, b, c: a - 2 * b / c,
+          U(3, 4), U(3, 4), Pos(3, 4))
+composite("nan_to_num-finite", lambda L, x: L.nan_to_num(x), lambda x: x, U(3, 4))
+composite("nan_to_num-replaced",
+          lambda L, x: (x.log() * const(L, np.array([1.0, 1.0, 1.0, 1.0]), x)).nan_to_num(nan=0.5, neginf=-7.0),
+          lambda x: np.nan_to_num(np.log(x), nan=0.5, neginf=-7.0), Pos(4,))
+composite("clamp_min-fn", lambda L, x: L.clamp_min(x, 0.2), lambda x: np.maximum(x, 0.2), Away(3, 4, kinks=(0.2,)))
+composite("clamp_max-method", lambda L, x: x.clamp_max(-0.3), lambda x: np.minimum(x, -0.3),
+          Away(3, 4, kinks=(-0.3,)))
+composite("prod-all", lambda L, x: x.prod(), lambda x: np.asarray(np.prod(x)), U(3, 4, lo=0.5, hi=1.5))
+composite("prod-dim", lambda L, x: L.prod(x, 1), lambda x: np.prod(x, 1), U(3, 4))
+composite("prod-keepdim", lambda L, x: x.prod(dim=0, keepdim=True), lambda x: np.prod(x, 0, keepdims=True), U(3, 4))
+composite("prod-zeros", lambda L, x: (x * const(L, np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]), x)).prod(1),
+          lambda x: np.prod(x * np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]), 1), U(2, 3))
+composite("prod-one_zero_all", lambda L, x: (x * const(L, np.array([1.0, 1.0, 0.0, 1.0]), x)).prod(),
+          lambda x: np.asarray(np.prod(x * np.array([1.0, 1.0, 0.0, 1.0]))), U(4,))
+composite("norm-fro", lambda L, x: x.norm(), lambda x: np.asarray(np.linalg.norm(x)), U(3, 4))
+composite("norm-p1_dim", lambda L, x: L.norm(x, p=1, dim=1), lambda x: np.abs(x).sum(1), Away(3, 4))
+composite("norm-p3_keepdim", lambda L, x: L.norm(x, 3, dim=0, keepdim=True),
+          lambda x: (np.abs(x) ** 3).sum(0, keepdims=True) ** (1 / 3), Away(3, 4))
+composite("vector_norm-2", lambda L, x: L.linalg.vector_norm(x), lambda x: np.asarray(np.linalg.norm(x.reshape(-1))),
+          U(2, 3, 4))
+composite("vector_norm-inf_dims", lambda L, x: L.linalg.vector_norm(x, ord=float("inf"), dim=(0, 2)),
+          lambda x: np.abs(x).max(axis=(0, 2)), Distinct(2, 3, 4))
+composite("vector_norm-half", lambda L, x: L.linalg.vector_norm(x, 0.5, dim=-1), lambda x: (np.abs(x) ** 0.5).sum(-1) ** 2,
+          Away(3, 4))
+composite("vector_norm-zero_row", lambda L, x: L.linalg.vector_norm(x * const(L, np.array([[1.0], [0.0]]), x), dim=1),
+          lambda x: np.linalg.norm(x * np.array([[1.0], [0.0]]), axis=1), U(2, 3))
+composite("linalg_norm-vec", lambda L, x: L.linalg.norm(x, dim=1), lambda x: np.linalg.norm(x, axis=1), U(3, 4))
+composite("linalg_norm-fro", lambda L, x: L.linalg.norm(x, "fro"), lambda x: np.asarray(np.linalg.norm(x)), U(3, 4))
+composite("linalg_norm-ord1", lambda L, x: L.linalg.norm(x, 1), lambda x: np.asarray(np.abs(x).sum()), Away(5,))
+composite("amin-all", lambda L, x: L.amin(x), lambda x: np.asarray(x.min()), Distinct(3, 4))
+composite("amin-dims", lambda L, x: x.amin(dim=(0, 2), keepdim=True), lambda x: x.min(axis=(0, 2), keepdims=True),
+          Distinct(2, 3, 4))
+composite("amax-method_dim", lambda L, x: x.amax(1), lambda x: x.max(axis=1), Distinct(3, 4))
+composite("remainder-scalar", lambda L, x: x % 0.75, lambda x: np.remainder(x, 0.75),
+          Away(3, 4, kinks=np.arange(-2.25, 2.3, 0.75), margin=0.05))
+composite("remainder-tensors", lambda L, x, y: L.remainder(x, y), np.remainder,
+          U(3, 4, lo=-3.0, hi=3.0), Pos(4, lo=0.7, hi=1.3),
+          gradcheck=False)  # kinks wherever x / y crosses an integer; compared with torch
+composite("remainder-neg_divisor", lambda L, x: x.remainder(-0.6), lambda x: np.remainder(x, -0.6),
+          Away(3, 4, kinks=np.arange(-2.4, 2.5, 0.6), margin=0.05))
+# torch has no derivative for remainder(Scalar, Tensor): forward only
+forward_only("remainder-reflected", lambda L, x: 2.0 % x, lambda x: np.remainder(2.0, x), Pos(5, lo=0.9, hi=1.9))
+composite("bmm-fn", lambda L, a, b: L.bmm(a, b), np.matmul, U(2, 3, 4), U(2, 4, 5))
+composite("mv-method", lambda L, a, v: a.mv(v), np.matmul, U(3, 4), U(4,))
+composite("addmm-default", lambda L, c, a, b: L.addmm(c, a, b), lambda c, a, b: c + a @ b, U(3, 5), U(3, 4), U(4, 5))
+composite("addmm-beta_alpha", lambda L, c, a, b: c.addmm(a, b, beta=0.5, alpha=-2.0),
+          lambda c, a, b: 0.5 * c + -2.0 * (a @ b), U(5,), U(3, 4), U(4, 5))
+
+forward_only("argsort-dim", lambda L, x: x.argsort(dim=1), lambda x: np.argsort(x, 1), Distinct(3, 4),
+             out_dtype="int64")
+forward_only("argsort-desc", lambda L, x: L.argsort(x, 0, descending=True), lambda x: np.argsort(-x, 0),
+             Distinct(3, 4), out_dtype="int64")
+forward_only("sort_indices-fn", lambda L, x: L.sort(x).indices, lambda x: np.argsort(x, -1), Distinct(2, 5),
+             out_dtype="int64")
+forward_only("topk_indices-method", lambda L, x: x.topk(2, dim=0).indices, lambda x: np.argsort(-x, 0)[:2],
+             Distinct(4, 3), out_dtype="int64")
+forward_only("isinf-fn", lambda L, x: L.isinf(x / (x > 0).to(x.dtype)), lambda x: x < 0,  # x / 0 = -inf where x < 0 (Away: never 0)
+            
+             Away(3, 4), out_dtype="bool")
+forward_only("isfinite-method", lambda L, x: (x.log()).isfinite(), lambda x: x > 0,  # log(x < 0) is NaN
+            
+             Away(3, 4), out_dtype="bool")
+forward_only("floor_divide-op", lambda L, x: x // 0.7, lambda x: np.floor_divide(x, 0.7),
+             Away(3, 4, kinks=np.arange(-2.1, 2.2, 0.7), margin=0.05))
+forward_only("floor_divide-fn", lambda L, x, y: L.floor_divide(x, y), np.floor_divide,
+             U(3, 4, lo=-3.0, hi=3.0), Pos(4, lo=-1.3, hi=-0.7))
+forward_only("any-dim", lambda L, x: (x > 1.0).any(dim=1), lambda x: (x > 1.0).any(1), U(4, 3), out_dtype="bool")
+forward_only("all-keepdim", lambda L, x: L.all(x > -1.0, 0, keepdim=True), lambda x: (x > -1.0).all(0, keepdims=True),
+             U(4, 3), out_dtype="bool")
+forward_only("count_nonzero-dim", lambda L, x: L.count_nonzero(x > 0.5, dim=0), lambda x: np.count_nonzero(x > 0.5, 0),
+             U(4, 3), out_dtype="int64")
+composite("einsum-matmul", lambda L, a, b: L.einsum("ij,jk->ik", a, b), lambda a, b: a @ b, U(3, 4), U(4, 5))
+composite("einsum-attention", lambda L, q, k: L.einsum("bhid,bhjd->bhij", q, k),
+          lambda q, k: np.einsum("bhid,bhjd->bhij", q, k), U(2, 2, 3, 4), U(2, 2, 5, 4))
+composite("einsum-implicit_out", lambda L, a, b: L.einsum("ij,kj", [a, b]), lambda a, b: np.einsum("ij,kj", a, b),
+          U(3, 4), U(5, 4))
+composite("einsum-outer_sum", lambda L, a, b: L.einsum("ij,kl->lj", a, b), lambda a, b: np.einsum("ij,kl->lj", a, b),
+          U(2, 3), U(4, 5))
+composite("einsum-dot", lambda L, a, b: L.einsum("i,i->", a, b), lambda a, b: np.asarray(a @ b), U(4,), U(4,))
+composite("einsum-one_operand", lambda L, a: L.einsum("ijk->ki", a), lambda a: np.einsum("ijk->ki", a), U(2, 3, 4))

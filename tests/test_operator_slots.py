@@ -180,3 +180,92 @@ def test_subclass_that_skips_init_raises_instead_of_crashing():
                 lambda: tg.ones(1) * b):
         with pytest.raises(TypeError, match="never initialized"):
             use()
+
+
+# ---------------------------------------------------------------- & | ^ // %
+INT_OPS = {
+    "and": lambda a, b: a & b, "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b,
+    "floordiv": lambda a, b: a // b, "mod": lambda a, b: a % b,
+}
+
+
+def _torch_pair(dtype):
+    torch = pytest.importorskip("torch", reason="torch is not installed; the operators are checked "
+                                "against it")
+    x = make(dtype)
+    return torch, x, torch.from_numpy(to_np(x))
+
+
+def _same_as_torch(got, want):
+    assert type(got) is tg.Tensor
+    w = want.numpy()
+    g = to_np(got)
+    assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, w.dtype, g.shape, w.shape)
+    np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [tg.int64, tg.bool])
+@pytest.mark.parametrize("op", ["and", "or", "xor"])
+def test_bitwise_operators_match_torch(dtype, op):
+    torch, x, tx = _torch_pair(dtype)
+    f = INT_OPS[op]
+    y = make(dtype).flip([1])
+    _same_as_torch(f(x, y), f(tx, torch.from_numpy(to_np(y))))
+    s = True if dtype == tg.bool else 6
+    _same_as_torch(f(x, s), f(tx, s))
+    _same_as_torch(f(s, x), f(s, tx))  # reflected
+    _same_as_torch(getattr(tg, f"bitwise_{op}")(x, y), getattr(torch, f"bitwise_{op}")(tx, torch.from_numpy(to_np(y))))
+
+
+@pytest.mark.parametrize("dtype", [tg.int64, tg.float32, tg.float64])
+@pytest.mark.parametrize("op", ["floordiv", "mod"])
+def test_floordiv_and_mod_match_torch(dtype, op):
+    torch, x, tx = _torch_pair(dtype)
+    f = INT_OPS[op]
+    d = tg.from_numpy(np.array([[3, -2, 2], [-4, 5, 7]])).to(dtype)
+    td = torch.from_numpy(to_np(d))
+    _same_as_torch(f(x, d), f(tx, td))
+    for s in (2, -3, 2.5, -0.75):
+        _same_as_torch(f(x, s), f(tx, s))
+        _same_as_torch(f(s, d), f(s, td))  # reflected
+    name = "floor_divide" if op == "floordiv" else "remainder"
+    _same_as_torch(getattr(tg, name)(x, d), getattr(torch, name)(tx, td))
+    _same_as_torch(getattr(x, name)(2), getattr(tx, name)(2))
+
+
+def test_mod_takes_the_sign_of_the_divisor_and_has_torch_gradients():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    a = np.array([5.5, -5.5, 5.5, -5.5, 0.25])
+    b = np.array([2.0, 2.0, -2.0, -2.0, 0.5])
+    np.testing.assert_array_equal(to_np(tg.from_numpy(a) % tg.from_numpy(b)), a % b)  # Python's %
+    x, y = tg.from_numpy(a.copy()).requires_grad_(), tg.from_numpy(b.copy()).requires_grad_()
+    tx, ty = torch.from_numpy(a.copy()).requires_grad_(), torch.from_numpy(b.copy()).requires_grad_()
+    (x % y).sum().backward()
+    (tx % ty).sum().backward()
+    np.testing.assert_array_equal(to_np(x.grad), tx.grad.numpy())
+    np.testing.assert_array_equal(to_np(y.grad), ty.grad.numpy())
+
+
+def test_integer_division_by_zero_raises():
+    x = tg.tensor([5, -3])
+    for f in (lambda: x // 0, lambda: x % tg.tensor([1, 0]), lambda: 3 // tg.tensor([0, 1])):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            f()
+    r = to_np(tg.tensor([1.0, -1.0, 0.0]) // 0.0)  # floats: IEEE, as torch
+    assert np.isinf(r[0]) and r[0] > 0 and np.isinf(r[1]) and r[1] < 0 and np.isnan(r[2])
+
+
+def test_bitwise_on_floats_and_bad_operands_raise_type_error():
+    x = tg.ones(3)
+    for op in ("and", "or", "xor"):
+        with pytest.raises(TypeError, match="bitwise_.*bool and integer"):
+            INT_OPS[op](x, x)
+        with pytest.raises(TypeError, match="bitwise_.*bool and integer"):
+            INT_OPS[op](tg.tensor([1, 2]), 1.5)
+    for name, f in INT_OPS.items():
+        for bad in (None, "a", [1, 2, 3]):
+            with pytest.raises(TypeError):
+                f(x, bad)
+            if not (name == "mod" and bad == "a"):  # "a" % x is str formatting (x has __getitem__)
+                with pytest.raises(TypeError):
+                    f(bad, x)

@@ -84,6 +84,9 @@ void init_ops(py::module_& m) {
   def_both(m, cls, "sin", [](const Tensor& a) { return sin(a); });
   def_both(m, cls, "cos", [](const Tensor& a) { return cos(a); });
   def_both(m, cls, "square", [](const Tensor& a) { return square(a); });
+  def_both(m, cls, "log1p", [](const Tensor& a) { return log1p(a); });
+  def_both(m, cls, "expm1", [](const Tensor& a) { return expm1(a); });
+  def_both(m, cls, "erf", [](const Tensor& a) { return erf(a); });
   def_both(m, cls, "sigmoid", [](const Tensor& a) { return sigmoid(a); });
   def_both(m, cls, "tanh", [](const Tensor& a) { return tanh(a); });
   def_both(m, cls, "relu", [](const Tensor& a) { return relu(a); });
@@ -132,6 +135,14 @@ void init_ops(py::module_& m) {
     return sqrt(var(a, dims_arg(dim), c, keepdim));
   }, py::arg("dim") = py::none(), py::arg("unbiased") = py::none(), py::arg("keepdim") = false,
      py::kw_only(), py::arg("correction") = py::none());
+  // cumsum(input, dim, *, dtype=None): dtype casts the input first, as torch.
+#define TG_BIND_SCAN(name)                                                              \
+  def_both(m, cls, #name, [](const Tensor& a, int64_t dim, py::object dtype) {          \
+    return name(dtype.is_none() ? a : to(a, dtype.cast<DType>()), dim);                 \
+  }, py::arg("dim"), py::kw_only(), py::arg("dtype") = py::none())
+  TG_BIND_SCAN(cumsum);
+  TG_BIND_SCAN(cumprod);
+#undef TG_BIND_SCAN
   // max(input) -> value; max(input, dim, keepdim) -> (values, indices); max(input, other)
 #define TG_BIND_EXTREMUM(name, all_fn, dim_fn, pair_fn)                                  \
   def_both(m, cls, name, [](const Tensor& a, py::object dim, bool keepdim) -> py::object { \

@@ -49,10 +49,11 @@ from ._C import (
     add, sub, mul, div, pow, maximum, minimum, where,
     neg, exp, log, sqrt, abs, sin, cos, square, clamp, clip, sign, isnan, logical_not,
     sigmoid, tanh, relu, softmax, log_softmax,
-    sum, mean, var, std, max, min, amax, argmax, argmin, logsumexp,
+    sum, mean, var, std, max, min, argmax, argmin, logsumexp,
     matmul, mm, dot, outer,
     reshape, permute, transpose, t, squeeze, unsqueeze, flatten, clone, narrow, select,
     split, chunk, index_select, gather, cat, concat, stack,
+    log1p, expm1, erf, cumsum, cumprod,
 )
 from ._grad_mode import no_grad, enable_grad, set_grad_enabled
 from ._creation import (
@@ -60,6 +61,17 @@ from ._creation import (
     zeros_like, ones_like, full_like, empty_like, rand_like, randn_like,
 )
 from . import _tensor  # noqa: F401  (adds the Python-side Tensor methods)
+from ._composite_ops import (  # noqa: A004  (any, all, round mirror torch's names)
+    sort, argsort, topk, masked_fill, unbind, unflatten, flip, roll, broadcast_to, tril, triu,
+    diag, trace, take, meshgrid,
+    log2, log10, rsqrt, reciprocal, floor, ceil, round, trunc, fix, frac, lerp, addcmul, addcdiv,
+    nan_to_num, isinf, isfinite, clamp_min, clamp_max,
+    prod, any, all, count_nonzero, nonzero, unique, bincount, norm, amax, amin, allclose, isclose,
+    equal,
+    logical_and, logical_or, logical_xor, bitwise_and, bitwise_or, bitwise_xor, floor_divide,
+    remainder, bmm, mv, addmm, einsum,
+)
+from . import linalg
 from . import autograd
 from .autograd import gradcheck
 from . import nn

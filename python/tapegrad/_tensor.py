@@ -192,3 +192,37 @@ Tensor.__format__ = _format
 Tensor.__iter__ = _iter
 Tensor.__getitem__ = _getitem
 Tensor.__setitem__ = _setitem
+
+
+# ---------------------------------------------------------------- composite ops as methods
+# (see Note [Composite ops] in _composite_ops.py)
+from . import _composite_ops as _ops  # noqa: E402
+
+for _name in (
+    "sort", "argsort", "topk", "masked_fill", "repeat", "unbind", "unflatten", "flip", "roll",
+    "broadcast_to", "tril", "triu", "diag", "trace", "take",
+    "log2", "log10", "rsqrt", "reciprocal", "floor", "ceil", "round", "trunc", "fix", "frac",
+    "lerp", "addcmul", "addcdiv", "nan_to_num", "isinf", "isfinite", "clamp_min", "clamp_max",
+    "prod", "any", "all", "count_nonzero", "nonzero", "unique", "bincount", "norm", "amax", "amin",
+    "allclose", "isclose", "equal", "logical_and", "logical_or", "logical_xor",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "floor_divide", "remainder", "bmm", "mv", "addmm",
+):
+    setattr(Tensor, _name, getattr(_ops, _name))
+
+
+def _binary_slot(fn, reflected=False):
+    """An operator slot: NotImplemented for operands it does not take, so that
+    Python tries the other operand (and raises TypeError if that fails too)."""
+    def slot(self, other):
+        if not isinstance(other, (Tensor, numbers.Number)):
+            return NotImplemented
+        if reflected:
+            return fn(_ops._tensor_operand(other, self, fn.__name__), self)
+        return fn(self, other)
+    return slot
+
+
+for _slot, _fn in (("and", _ops.bitwise_and), ("or", _ops.bitwise_or), ("xor", _ops.bitwise_xor),
+                   ("floordiv", _ops.floor_divide), ("mod", _ops.remainder)):
+    setattr(Tensor, f"__{_slot}__", _binary_slot(_fn))
+    setattr(Tensor, f"__r{_slot}__", _binary_slot(_fn, reflected=True))

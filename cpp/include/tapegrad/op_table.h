@@ -39,6 +39,9 @@
   TG_OP(Abs, "abs", elementwise)                    \
   TG_OP(Sin, "sin", elementwise)                    \
   TG_OP(Cos, "cos", elementwise)                    \
+  TG_OP(Log1p, "log1p", elementwise)                \
+  TG_OP(Expm1, "expm1", elementwise)                \
+  TG_OP(Erf, "erf", elementwise)                    \
   TG_OP(Square, "square", elementwise)              \
   TG_OP(Clamp, "clamp", elementwise)                \
   TG_OP(Cast, "to", elementwise)                    \
@@ -57,6 +60,8 @@
   TG_OP(MaxDim, "max", reduce)                      \
   TG_OP(MinDim, "min", reduce)                      \
   TG_OP(LogSumExp, "logsumexp", reduce)             \
+  TG_OP(Cumsum, "cumsum", reduce)                   \
+  TG_OP(Cumprod, "cumprod", reduce)                 \
   /* linear algebra */                              \
   TG_OP(Matmul, "matmul", matmul)                   \
   TG_OP(Linear, "linear", matmul)                   \

@@ -44,6 +44,9 @@ Tensor sqrt(const Tensor& a);
 Tensor abs(const Tensor& a);
 Tensor sin(const Tensor& a);
 Tensor cos(const Tensor& a);
+Tensor log1p(const Tensor& a);  // log(1 + x), accurate for tiny x
+Tensor expm1(const Tensor& a);  // exp(x) - 1, accurate for tiny x
+Tensor erf(const Tensor& a);
 Tensor square(const Tensor& a);
 Tensor clamp(const Tensor& a, std::optional<double> min, std::optional<double> max);
 Tensor to(const Tensor& a, DType dt);  // differentiable cast (copy only if needed)
@@ -78,6 +81,9 @@ Tensor argmin(const Tensor& a, std::optional<int64_t> dim = std::nullopt, bool k
 Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim = false);
 Tensor var(const Tensor& a, const std::vector<int64_t>& dims = {}, double correction = 1,
            bool keepdim = false);
+// Running sum / product along `dim` (bool and int64 inputs give int64).
+Tensor cumsum(const Tensor& a, int64_t dim);
+Tensor cumprod(const Tensor& a, int64_t dim);
 // Sums a tensor down to `shape` (the inverse of broadcasting).
 Tensor sum_to(const Tensor& a, const Shape& shape);
 

@@ -477,6 +477,12 @@ TG_UNARY_OP(Abs, abs_float, std::abs(x), false, v > 0 ? gv : (v < 0 ? -gv : gv *
 TG_UNARY_OP(Sin, sin, std::sin(x), false, gv * std::cos(v))
 // y = cos(x)                   dx = -g * sin(x)
 TG_UNARY_OP(Cos, cos, std::cos(x), false, -gv * std::sin(v))
+// y = log(1 + x)               dx = g / (1 + x)
+TG_UNARY_OP(Log1p, log1p, std::log1p(x), false, gv / (T(1) + v))
+// y = exp(x) - 1               dx = g * (y + 1)
+TG_UNARY_OP(Expm1, expm1, std::expm1(x), true, gv * (v + T(1)))
+// y = erf(x)                   dx = g * 2/sqrt(pi) * exp(-x^2)
+TG_UNARY_OP(Erf, erf, std::erf(x), false, gv * T(1.1283791670955126) * std::exp(-v * v))
 // y = x^2                      dx = 2 g x
 TG_UNARY_OP(Square, square_float, x * x, false, T(2) * gv * v)
 

@@ -640,3 +640,113 @@ Tensor var(const Tensor& a, const std::vector<int64_t>& dims, double correction,
 }
 
 }  // namespace tg
+
+namespace tg {
+
+// ================================================================ cumsum / cumprod
+// Note [Scans]
+// Both run along `dim` of a dense copy viewed as [outer, n, inner], one pass
+// per row (O(n)), accumulating floats in double as the sums above do.
+// cumprod's backward never divides by x, so zeros in the input are exact:
+//   y_i = prod_{j<=i} x_j,  dx_k = P_k * S_k  with  P_k = prod_{j<k} x_j,
+//   S_k = sum_{i>=k} g_i prod_{k<j<=i} x_j  =  g_k + x_{k+1} S_{k+1}.
+namespace {
+
+DType scan_dtype(DType dt) { return is_floating(dt) ? dt : DType::Int64; }
+
+// y = running sum (Prod = false) or product along the row, reversed if Rev.
+template <bool Prod, bool Rev>
+Tensor scan(const Tensor& a, int d) {
+  Tensor x = dense_as(a, scan_dtype(a.dtype()));
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  DimSplit sp(x.shape(), d);
+  dispatch_numeric(x.dtype(), Prod ? "cumprod" : "cumsum", [&](auto tag) {
+    using T = decltype(tag);
+    using A = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+    std::vector<A> acc((size_t)sp.inner);
+    for (int64_t o = 0; o < sp.outer; o++) {
+      for (auto& v : acc) v = A(Prod ? 1 : 0);
+      for (int64_t k = 0; k < sp.n; k++) {
+        int64_t r = Rev ? sp.n - 1 - k : k;
+        int64_t base = (o * sp.n + r) * sp.inner;
+        for (int64_t i = 0; i < sp.inner; i++) {
+          if (Prod) acc[i] *= (A)xp[base + i];
+          else acc[i] += (A)xp[base + i];
+          yp[base + i] = (T)acc[i];
+        }
+      }
+    }
+  });
+  return y;
+}
+
+int scan_dim(const Tensor& a, int64_t dim, const char* op) {
+  check_defined(a, op, "input");
+  return a.ndim() == 0 ? (wrap_dim(dim, 0, op), 0) : wrap_dim(dim, a.ndim(), op);
+}
+
+}  // namespace
+
+// y_i = sum_{j<=i} x_j         dx = reverse cumsum of g
+Tensor cumsum(const Tensor& a, int64_t dim) {
+  TG_TRACE(cumsum, a, dim);
+  int d = scan_dim(a, dim, "cumsum");
+  Tensor out = scan<false, false>(a, d);
+  if (auto r = record(OpId::Cumsum, a)) {
+    r->ints.push_back(d);
+    finish(r, out);
+  }
+  return out;
+}
+void Cumsum_backward(const Record& r, Tensor& g, Tensor* gin) {
+  gin[0] = scan<false, true>(g, (int)r.ints[0]);
+}
+
+// y_i = prod_{j<=i} x_j        dx_k = P_k * S_k (Note [Scans])
+Tensor cumprod(const Tensor& a, int64_t dim) {
+  TG_TRACE(cumprod, a, dim);
+  int d = scan_dim(a, dim, "cumprod");
+  Tensor out = scan<true, false>(a, d);
+  if (auto r = record(OpId::Cumprod, a)) {
+    r->ints.push_back(d);
+    r->save(a);
+    finish(r, out);
+  }
+  return out;
+}
+void Cumprod_backward(const Record& r, Tensor& g, Tensor* gin) {
+  int d = (int)r.ints[0];
+  DType dt = g.dtype();
+  Tensor x = dense_as(r.saved_tensor(0), dt), gc = dense_as(g, dt);
+  Tensor dx = Tensor::empty(x.shape(), dt);
+  DimSplit sp(x.shape(), d);
+  dispatch_float(dt, "cumprod backward", [&](auto tag) {
+    using T = decltype(tag);
+    const T *xp = x.data<T>(), *gp = gc.data<T>();
+    T* out = dx.data<T>();
+    std::vector<double> acc((size_t)sp.inner);
+    for (int64_t o = 0; o < sp.outer; o++) {
+      auto at = [&](int64_t k, int64_t i) { return (o * sp.n + k) * sp.inner + i; };
+      // out <- S_k, from the end of the row
+      for (int64_t k = sp.n - 1; k >= 0; k--)
+        for (int64_t i = 0; i < sp.inner; i++) {
+          double s = (double)gp[at(k, i)];
+          if (k + 1 < sp.n) s += (double)xp[at(k + 1, i)] * acc[i];
+          acc[i] = s;
+          out[at(k, i)] = (T)s;
+        }
+      // out <- P_k * S_k, from the start of the row
+      for (auto& v : acc) v = 1.0;
+      for (int64_t k = 0; k < sp.n; k++)
+        for (int64_t i = 0; i < sp.inner; i++) {
+          out[at(k, i)] = (T)(acc[i] * (double)out[at(k, i)]);
+          acc[i] *= (double)xp[at(k, i)];
+        }
+    }
+  });
+  gin[0] = dx;
+}
+
+}  // namespace tg
