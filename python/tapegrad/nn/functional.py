@@ -125,8 +125,9 @@ def _class_targets(op, input, target, ignore_index):
     if bad.any():
         raise IndexError(f"{op}: target {int(labels[bad].flat[0])} is out of bounds for {c} "
                          "classes")
-    safe = _C.from_numpy(np.ascontiguousarray(np.where(keep, labels, 0)))
-    return cdim, c, _C.from_numpy(np.ascontiguousarray(keep)), safe
+    # np.array, not ascontiguousarray, which would turn a 0-d target into 1-d.
+    safe = _C.from_numpy(np.array(np.where(keep, labels, 0), dtype=np.int64))
+    return cdim, c, _C.from_numpy(np.array(keep)), safe
 
 
 def _check_class_weight(op, weight, c):
