@@ -547,7 +547,13 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
                          "not broadcast") from None
     if not -len(shape) <= dim < max(len(shape), 1):
         raise IndexError(f"cosine_similarity: dim {dim} is out of range for shape {list(shape)}")
-    return (normalize(x1, 2.0, dim, eps) * normalize(x2, 2.0, dim, eps)).sum(dim)
+    # As torch, eps clamps the norms' values only: the gradient is that of the
+    # unclamped norm, even for a vector shorter than eps.
+    def unit(x):
+        norm = _vector_norm(x, 2.0, dim)
+        return x / (norm + (norm.clamp(min=eps) - norm).detach())
+
+    return (unit(x1) * unit(x2)).sum(dim)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

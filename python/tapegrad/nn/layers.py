@@ -288,7 +288,7 @@ class LayerNorm(Module):
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
 class Softmax(Module):
@@ -512,7 +512,7 @@ class ParameterList(Module):
     def _store(self, i, value):
         value = _as_parameter(value)
         if isinstance(value, Parameter) or value is None:
-            self.register_parameter(str(i), value)
+            self._parameters[str(i)] = value  # in place: an overwritten entry keeps its position
         else:
             raise TypeError(f"ParameterList: expected a Parameter or Tensor at index {i}, got "
                             f"{type(value).__name__}")
@@ -571,7 +571,10 @@ class ParameterDict(Module):
         if not (isinstance(value, Parameter) or value is None):
             raise TypeError(f"ParameterDict: expected a Parameter or Tensor for key {key!r}, got "
                             f"{type(value).__name__}")
-        self.register_parameter(key, value)
+        if key in self._parameters:
+            self._parameters[key] = value  # an overwritten key keeps its position, as a dict
+        else:
+            self.register_parameter(key, value)
 
     def __delitem__(self, key):
         del self._parameters[key]
