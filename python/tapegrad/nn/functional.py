@@ -185,6 +185,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     target; under 'mean' both terms are divided by the same sum of the targets'
     weights, which is torch's rule.
     """
+    if weight is None and label_smoothing == 0.0 and size_average is None and reduce is None \
+            and target.dtype == _C.dtype.int64:
+        return _C.cross_entropy(input, target, reduction, ignore_index)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     op = "cross_entropy"
     if not 0.0 <= label_smoothing <= 1.0:
@@ -194,7 +197,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if target.dtype.is_floating_point:
         return _cross_entropy_probs(input, target, weight, reduction, label_smoothing)
-    if weight is None and label_smoothing == 0.0:
+    if weight is None and label_smoothing == 0.0:  # only the legacy flags were given
         return _C.cross_entropy(input, target, reduction, ignore_index)
     cdim = 0 if input.ndim == 1 else 1
     logp = _log_softmax(input, cdim)
@@ -390,6 +393,10 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     if reduction not in ("mean", "sum", "none", "batchmean"):
         raise ValueError(f"{op}: reduction must be 'mean', 'batchmean', 'sum' or 'none', got "
                          f"{reduction!r}")
+    if reduction == "mean":
+        warnings.warn("kl_div: reduction='mean' divides the total loss by both the batch size "
+                      "and the support size; 'batchmean' divides only by the batch size, which "
+                      "is the KL divergence (torch warns the same)", UserWarning, stacklevel=2)
     if log_target:
         loss = target.exp() * (target - input)
     else:
