@@ -2,7 +2,9 @@
 
 Fused kernels (cross_entropy, binary_cross_entropy_with_logits, mse_loss,
 softmax, ...) are single tape records with hand-written backward; the rest are
-composites of recorded primitives and need no backward of their own.
+composites of recorded primitives and need no backward of their own. A fused
+loss called with options its kernel lacks (class weights, label smoothing,
+pos_weight) runs as a composite instead; its default call stays fused.
 """
 
 import math

@@ -11,7 +11,10 @@ Batches of a ``TensorDataset`` are cut with one index array per batch
 per-example Python work. Other datasets (anything with ``__len__`` and
 ``__getitem__``) are fetched item by item and collated like PyTorch's
 ``default_collate``: tensors, arrays and numbers are stacked along a new first
-dimension, tuples/lists/dicts are collated field by field.
+dimension, tuples/lists/dicts are collated field by field. ``Subset``,
+``ConcatDataset`` and ``random_split`` give such datasets too:
+
+    train, dev = random_split(ds, [0.9, 0.1])     # permutation from tg's RNG
 
 Shuffling: each pass over the loader draws a fresh permutation from a
 ``numpy.random.Generator``. With ``seed=`` (or ``generator=`` an int or a
