@@ -254,6 +254,27 @@ def test_subset_indexes_through_and_loads():
     assert batches[0][1].dtype == tg.float64
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_subsets_of_a_tensor_dataset_are_batched_vectorised_and_equal_per_item(shuffle,
+                                                                             monkeypatch):
+    ds = _numbered(30)
+    sub = Subset(Subset(ds, list(range(29, -1, -1))), [3, -1, 7, 0, 12, 5, 5])
+    expected = [[sub[i][0].item() for i in range(len(sub))]]
+    per_item = list(DataLoader(sub, batch_size=3, shuffle=shuffle, seed=1,
+                               collate_fn=default_collate))
+
+    def no_per_example(self, i):
+        raise AssertionError("per-example indexing")
+
+    monkeypatch.setattr(TensorDataset, "__getitem__", no_per_example)
+    fast = list(DataLoader(sub, batch_size=3, shuffle=shuffle, seed=1))
+    assert [b[0].tolist() for b in fast] == [b[0].tolist() for b in per_item]
+    assert [b[1].tolist() for b in fast] == [b[1].tolist() for b in per_item]
+    assert fast[0][1].dtype == tg.float64
+    if not shuffle:
+        assert sum((b[0].tolist() for b in fast), []) == expected[0] == [26, 0, 22, 29, 17, 24, 24]
+
+
 def test_concat_dataset_matches_torch_indexing():
     torch = pytest.importorskip("torch", reason="torch is not installed (CI installs torch==2.13.0)")
     ours = ConcatDataset([_numbered(3), _numbered(0), _numbered(4, 100)])

@@ -252,15 +252,33 @@ class DataLoader:
         order = self._order()
         bs = self.batch_size
         stop = (n // bs) * bs if self.drop_last else n
-        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
+        rows = _tensor_rows(self.dataset) if self.collate_fn is None else None
         for start in range(0, stop, bs):
             end = min(start + bs, n)
-            if fast:
-                if order is None:
-                    yield self.dataset._slice(start, end)
+            if rows is not None:
+                base, mapping = rows
+                if order is None and mapping is None:
+                    yield base._slice(start, end)
                 else:
-                    yield self.dataset._batch(order[start:end])
+                    idx = np.arange(start, end) if order is None else order[start:end]
+                    yield base._batch(idx if mapping is None else mapping[idx])
             else:
                 idx = range(start, end) if order is None else order[start:end].tolist()
                 items = [self.dataset[i] for i in idx]
                 yield (self.collate_fn or default_collate)(items)
+
+
+def _tensor_rows(dataset):
+    """(TensorDataset, int64 row map or None) when `dataset` is a TensorDataset or
+    Subsets of one, whose batches can then be gathered in one index_select per
+    tensor; None otherwise."""
+    mapping = None
+    while isinstance(dataset, Subset):
+        idx = np.asarray(dataset.indices, dtype=np.int64).reshape(-1)
+        idx = np.where(idx < 0, idx + len(dataset.dataset), idx)  # Python's negative indices
+        mapping = idx if mapping is None else idx[mapping]
+        dataset = dataset.dataset
+    if not isinstance(dataset, TensorDataset) or (mapping is not None and mapping.size and (
+            mapping.min() < 0 or mapping.max() >= len(dataset))):
+        return None  # out-of-range indices take the per-item path, which raises on them
+    return dataset, mapping
