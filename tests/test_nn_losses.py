@@ -255,10 +255,33 @@ def test_regression_losses_gradcheck(fn, kw):
     _gradcheck(lambda a, b: fn(a, b, reduction="none", **kw), [x, y])
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("fn,kw", [("l1_loss", {}), ("huber_loss", {"delta": 0.6})])
+def test_weighted_l1_and_huber_match_torch(fn, kw, reduction):
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    x, y, w = np.random.randn(5, 4), np.random.randn(5, 4), np.random.rand(5, 4) + 0.1
+    _compare(torch, lambda a, b, c: getattr(F, fn)(a, b, reduction=reduction, weight=c, **kw),
+             lambda a, b, c: getattr(torch.nn.functional, fn)(a, b, reduction=reduction,
+                                                              weight=c, **kw),
+             [x, y, w])  # the weight's gradient too
+
+
+@pytest.mark.parametrize("fn", ["l1_loss", "smooth_l1_loss", "huber_loss"])
+def test_regression_losses_broadcast_a_target_with_a_warning_like_torch(fn):
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    x, y = np.random.randn(3, 4), np.random.randn(4)
+    with pytest.warns(UserWarning, match="different to the input size") as record:
+        _compare(torch, lambda a, b: getattr(F, fn)(a, b, reduction="none"),
+                 lambda a, b: getattr(torch.nn.functional, fn)(a, b, reduction="none"), [x, y])
+    assert sum(str(w.message).startswith(fn) for w in record) == 1
+
+
 def test_regression_loss_errors():
     x = tg.randn(3, 2)
-    with pytest.raises(ValueError, match=r"l1_loss.*\[3, 1\].*\[3, 2\]"):
-        F.l1_loss(x, tg.randn(3, 1))
+    with pytest.raises(ValueError, match=r"l1_loss.*\[3, 3\].*\[3, 2\]"):
+        F.l1_loss(x, tg.randn(3, 3))
+    with pytest.raises(ValueError, match=r"huber_loss: weights.*\[2\]"):
+        F.huber_loss(x, x, weight=tg.ones(2))
     with pytest.raises(RuntimeError, match="beta"):
         F.smooth_l1_loss(x, x, beta=-1.0)
     with pytest.raises(RuntimeError, match="delta"):

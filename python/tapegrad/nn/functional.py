@@ -312,11 +312,36 @@ def _check_same_shape(op, input, target):
                          f"size {list(input.shape)}")
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    """|input - target|."""
+def _broadcast_pair(op, input, target):
+    """torch's regression losses broadcast a differently shaped target, with a warning."""
+    if tuple(input.shape) == tuple(target.shape):
+        return
+    try:
+        np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+    except ValueError:
+        raise ValueError(f"{op}: target {list(target.shape)} does not broadcast with input "
+                         f"{list(input.shape)}") from None
+    warnings.warn(f"{op}: using a target size ({list(target.shape)}) that is different to the "
+                  f"input size ({list(input.shape)}). This will likely lead to incorrect "
+                  "results due to broadcasting. Please ensure they have the same size.",
+                  UserWarning, stacklevel=3)
+
+
+def _loss_weight(op, input, weight):
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise ValueError(f"{op}: weights and input must have the same size, got weight "
+                         f"{list(weight.shape)} and input {list(input.shape)}")
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """|input - target|; with weight, 'mean' is the weighted mean sum(w l) / sum(w)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_same_shape("l1_loss", input, target)
-    return _reduce((input - target).abs(), reduction, "l1_loss")
+    _broadcast_pair("l1_loss", input, target)
+    _loss_weight("l1_loss", input, weight)
+    loss = (input - target).abs()
+    if weight is None:
+        return _reduce(loss, reduction, "l1_loss")
+    return _weighted_reduce(loss * weight, weight, reduction, "l1_loss")
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -325,21 +350,24 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     op = "smooth_l1_loss"
     if beta < 0:
         raise RuntimeError(f"{op}: beta must be non-negative, got {beta}")
-    _check_same_shape(op, input, target)
+    _broadcast_pair(op, input, target)
     d = (input - target).abs()
     if beta == 0:
         return _reduce(d, reduction, op)
     return _reduce(_C.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction, op)
 
 
-def huber_loss(input, target, reduction="mean", delta=1.0):
-    """0.5 d^2 where d = |input - target| < delta, else delta (d - 0.5 delta)."""
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """0.5 d^2 where d = |input - target| < delta, else delta (d - 0.5 delta). With
+    weight, 'mean' is mean(w l) (torch's rule here, unlike l1_loss's)."""
     op = "huber_loss"
     if delta <= 0:
         raise RuntimeError(f"{op}: delta must be positive, got {delta}")
-    _check_same_shape(op, input, target)
+    _broadcast_pair(op, input, target)
+    _loss_weight(op, input, weight)
     d = (input - target).abs()
-    return _reduce(_C.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), reduction, op)
+    loss = _C.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
+    return _reduce(loss if weight is None else loss * weight, reduction, op)
 
 
 # ---------------------------------------------------------------- probability losses
