@@ -238,7 +238,9 @@ def raw_token_lines(path):
         return [tuple(line.rstrip("\n").split("\t")) for line in f if line.strip()]
 
 
-# ---------------------------------------------------------------- Subset, ConcatDataset, random_split
+# ---------------------------------------------------------------- Subset, ConcatDataset, splits
+TORCH_REASON = "torch is not installed (CI installs torch==2.13.0)"
+
 def _numbered(n, start=0):
     return TensorDataset(tg.arange(start, start + n, dtype=tg.int64),
                          tg.arange(start, start + n, dtype=tg.float64) * 0.5)
@@ -276,7 +278,7 @@ def test_subsets_of_a_tensor_dataset_are_batched_vectorised_and_equal_per_item(s
 
 
 def test_concat_dataset_matches_torch_indexing():
-    torch = pytest.importorskip("torch", reason="torch is not installed (CI installs torch==2.13.0)")
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
     ours = ConcatDataset([_numbered(3), _numbered(0), _numbered(4, 100)])
     theirs = torch.utils.data.ConcatDataset([list(range(3)), [], list(range(100, 104))])
     assert len(ours) == len(theirs) == 7
@@ -296,7 +298,7 @@ def test_concat_dataset_matches_torch_indexing():
 @pytest.mark.parametrize("n,lengths", [(10, [0.5, 0.3, 0.2]), (11, [0.5, 0.5]),
                                        (7, [0.34, 0.33, 0.33]), (9, [4, 5]), (5, [1.0])])
 def test_random_split_lengths_match_torch(n, lengths):
-    torch = pytest.importorskip("torch", reason="torch is not installed (CI installs torch==2.13.0)")
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
     ours = random_split(_numbered(n), lengths)
     theirs = torch.utils.data.random_split(range(n), lengths)
     assert [len(s) for s in ours] == [len(s) for s in theirs]

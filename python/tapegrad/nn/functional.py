@@ -135,7 +135,7 @@ def _class_targets(op, input, target, ignore_index):
 def _check_class_weight(op, weight, c):
     if weight is not None and tuple(weight.shape) != (c,):
         raise RuntimeError(f"{op}: weight should have one entry per class ({c}), got shape "
-                         f"{list(weight.shape)}")
+                           f"{list(weight.shape)}")
 
 
 def _nll_terms(op, logp, target, weight, ignore_index):
@@ -195,7 +195,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     op = "cross_entropy"
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"{op}: label_smoothing must be between 0.0 and 1.0, got "
-                         f"{label_smoothing}")
+                           f"{label_smoothing}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if target.dtype.is_floating_point:
@@ -388,7 +388,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     x = input.detach().numpy()
     if x.size and not ((x >= 0) & (x <= 1)).all():
         raise RuntimeError(f"{op}: all elements of input should be between 0 and 1 (input "
-                         f"{list(input.shape)} has {x[~((x >= 0) & (x <= 1))].flat[0]})")
+                           f"{list(input.shape)} has {x[~((x >= 0) & (x <= 1))].flat[0]})")
     loss = -(target * _positive_log(input) + (1 - target) * _positive_log(1 - input))
     if weight is not None:
         loss = loss * weight
@@ -524,7 +524,7 @@ def one_hot(tensor, num_classes=-1):
         raise ValueError(f"one_hot: num_classes must be non-negative or -1, got {num_classes}")
     elif labels.size and labels.max() >= num_classes:
         raise RuntimeError(f"one_hot: class values must be smaller than num_classes "
-                         f"({num_classes}), got {int(labels.max())}")
+                           f"({num_classes}), got {int(labels.max())}")
     out = (labels[..., None] == np.arange(num_classes)).astype(np.int64)
     return _C.from_numpy(np.ascontiguousarray(out))
 
