@@ -11,7 +11,9 @@ import pytest
 import tapegrad as tg
 from tapegrad.utils import progress as progress_mod
 from tapegrad.utils.conll import iob1_to_iob2, read_conll
-from tapegrad.utils.data import DataLoader, Dataset, TensorDataset, default_collate
+from tapegrad.utils.data import (
+    ConcatDataset, DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split,
+)
 from tapegrad.utils.progress import progress
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -234,6 +236,103 @@ def raw_token_lines(path):
     """An independent pass over the file: (word, tag) for every non-blank line."""
     with open(path, encoding="utf-8") as f:
         return [tuple(line.rstrip("\n").split("\t")) for line in f if line.strip()]
+
+
+# ---------------------------------------------------------------- Subset, ConcatDataset, splits
+TORCH_REASON = "torch is not installed (CI installs torch==2.13.0)"
+
+def _numbered(n, start=0):
+    return TensorDataset(tg.arange(start, start + n, dtype=tg.int64),
+                         tg.arange(start, start + n, dtype=tg.float64) * 0.5)
+
+
+def test_subset_indexes_through_and_loads():
+    ds = _numbered(10)
+    sub = Subset(ds, [7, 2, 5])
+    assert len(sub) == 3 and sub[0][0].item() == 7 and sub[-1][0].item() == 5
+    assert [x[0].item() for x in sub[[0, 2]]] == [7, 5]
+    batches = list(DataLoader(sub, batch_size=2))
+    assert [b[0].tolist() for b in batches] == [[7, 2], [5]]
+    assert batches[0][1].dtype == tg.float64
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_subsets_of_a_tensor_dataset_are_batched_vectorised_and_equal_per_item(shuffle,
+                                                                             monkeypatch):
+    ds = _numbered(30)
+    sub = Subset(Subset(ds, list(range(29, -1, -1))), [3, -1, 7, 0, 12, 5, 5])
+    expected = [[sub[i][0].item() for i in range(len(sub))]]
+    per_item = list(DataLoader(sub, batch_size=3, shuffle=shuffle, seed=1,
+                               collate_fn=default_collate))
+
+    def no_per_example(self, i):
+        raise AssertionError("per-example indexing")
+
+    monkeypatch.setattr(TensorDataset, "__getitem__", no_per_example)
+    fast = list(DataLoader(sub, batch_size=3, shuffle=shuffle, seed=1))
+    assert [b[0].tolist() for b in fast] == [b[0].tolist() for b in per_item]
+    assert [b[1].tolist() for b in fast] == [b[1].tolist() for b in per_item]
+    assert fast[0][1].dtype == tg.float64
+    if not shuffle:
+        assert sum((b[0].tolist() for b in fast), []) == expected[0] == [26, 0, 22, 29, 17, 24, 24]
+
+
+def test_concat_dataset_matches_torch_indexing():
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    ours = ConcatDataset([_numbered(3), _numbered(0), _numbered(4, 100)])
+    theirs = torch.utils.data.ConcatDataset([list(range(3)), [], list(range(100, 104))])
+    assert len(ours) == len(theirs) == 7
+    assert ours.cumulative_sizes == theirs.cumulative_sizes
+    for i in range(-7, 7):
+        assert ours[i][0].item() == theirs[i], i
+    with pytest.raises(IndexError, match="out of range"):
+        ours[7]
+    with pytest.raises(ValueError, match="should not exceed"):
+        ours[-8]
+    with pytest.raises(ValueError, match="empty"):
+        ConcatDataset([])
+    loader = DataLoader(ours, batch_size=3, shuffle=True, seed=0)
+    assert sorted(sum((b[0].tolist() for b in loader), [])) == [0, 1, 2, 100, 101, 102, 103]
+
+
+@pytest.mark.parametrize("n,lengths", [(10, [0.5, 0.3, 0.2]), (11, [0.5, 0.5]),
+                                       (7, [0.34, 0.33, 0.33]), (9, [4, 5]), (5, [1.0])])
+def test_random_split_lengths_match_torch(n, lengths):
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    ours = random_split(_numbered(n), lengths)
+    theirs = torch.utils.data.random_split(range(n), lengths)
+    assert [len(s) for s in ours] == [len(s) for s in theirs]
+    got = sorted(x[0].item() for s in ours for x in s)
+    assert got == list(range(n))  # disjoint and complete
+
+
+def test_random_split_fraction_rounding_rule():
+    """floor of each share, then the remainder one by one from the first split."""
+    assert [len(s) for s in random_split(_numbered(10), [0.25, 0.25, 0.5])] == [3, 2, 5]
+    assert [len(s) for s in random_split(_numbered(7), [0.5, 0.25, 0.25])] == [4, 2, 1]
+
+
+def test_random_split_is_seeded_by_tg_and_generator():
+    tg.manual_seed(4)
+    a = random_split(_numbered(20), [10, 10])[0].indices
+    tg.manual_seed(4)
+    b = random_split(_numbered(20), [10, 10])[0].indices
+    assert a == b and a != list(range(10))
+    c = random_split(_numbered(20), [10, 10], generator=7)[0].indices
+    d = random_split(_numbered(20), [10, 10], generator=np.random.default_rng(7))[0].indices
+    assert c == d
+
+
+def test_random_split_errors_and_empty_split_warning():
+    with pytest.raises(ValueError, match=r"sum of input lengths \(9\) does not equal.*\(10\)"):
+        random_split(_numbered(10), [4, 5])
+    with pytest.raises(ValueError, match="not between 0 and 1"):
+        random_split(_numbered(10), [1.5, -0.5])
+    with pytest.warns(UserWarning, match="split at index [12] is 0"):
+        random_split(_numbered(2), [0.9, 0.05, 0.05])
+    with pytest.raises(TypeError, match="random_split: seed/generator"):
+        random_split(_numbered(4), [2, 2], generator="seed")
+
 
 
 def test_read_conll_wikiann_train():

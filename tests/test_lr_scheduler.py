@@ -62,6 +62,21 @@ CASES = [
     ("CyclicLR", dict(base_lr=0.001, max_lr=0.01, step_size_up=5, cycle_momentum=False), {}),
     ("CyclicLR", dict(base_lr=0.001, max_lr=0.01, step_size_up=3, scale_fn=_lambda_b,
                       scale_mode="iterations"), {"momentum": 0.5}),
+    ("MultiStepLR", dict(milestones=[3, 8, 8, 20], gamma=0.3), {}),
+    ("MultiStepLR", dict(milestones=[5]), {}),
+    ("ConstantLR", dict(), {}),
+    ("ConstantLR", dict(factor=0.7, total_iters=11), {}),
+    ("LinearLR", dict(), {}),
+    ("LinearLR", dict(start_factor=0.05, end_factor=0.6, total_iters=13), {}),
+    ("LinearLR", dict(start_factor=1.0, end_factor=0.1, total_iters=30), {}),
+    ("OneCycleLR", dict(max_lr=0.5, total_steps=45), {"momentum": 0.9}),
+    ("OneCycleLR", dict(max_lr=[0.5, 0.2], epochs=5, steps_per_epoch=9, pct_start=0.4,
+                        anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0),
+     {"momentum": 0.9}),
+    ("OneCycleLR", dict(max_lr=0.3, total_steps=41, three_phase=True, base_momentum=0.7,
+                        max_momentum=[0.9, 0.95]), {"momentum": 0.9}),
+    ("OneCycleLR", dict(max_lr=0.3, total_steps=50, three_phase=True, anneal_strategy="linear",
+                        cycle_momentum=False), {}),
 ]
 
 
@@ -197,7 +212,10 @@ def test_lambda_lr_needs_one_lambda_per_group():
 
 
 @pytest.mark.filterwarnings("ignore:The epoch parameter:UserWarning")
-@pytest.mark.parametrize("name,kw", [("StepLR", dict(step_size=3, gamma=0.5)),
+@pytest.mark.parametrize("name,kw", [("MultiStepLR", dict(milestones=[3, 3, 10], gamma=0.5)),
+                                     ("ConstantLR", dict(factor=0.25, total_iters=7)),
+                                     ("LinearLR", dict(start_factor=0.2, total_iters=8)),
+                                     ("StepLR", dict(step_size=3, gamma=0.5)),
                                      ("ExponentialLR", dict(gamma=0.9)),
                                      ("CosineAnnealingLR", dict(T_max=10, eta_min=0.01)),
                                      ("LambdaLR", dict(lr_lambda=_lambda_b))])
@@ -225,7 +243,10 @@ def test_step_with_epoch_warns():
 
 @pytest.mark.parametrize("name,kw", [("StepLR", dict(step_size=3, gamma=0.5)),
                                      ("ExponentialLR", dict(gamma=0.9)),
-                                     ("CosineAnnealingLR", dict(T_max=10))])
+                                     ("CosineAnnealingLR", dict(T_max=10)),
+                                     ("MultiStepLR", dict(milestones=[2, 7, 9])),
+                                     ("ConstantLR", dict(factor=0.5, total_iters=8)),
+                                     ("LinearLR", dict(start_factor=0.25, total_iters=9))])
 def test_resuming_with_last_epoch_matches_torch(name, kw):
     torch = _torch()
     opt, topt = _ours(), _theirs(torch)
@@ -396,3 +417,113 @@ def test_reduce_lr_on_plateau_errors():
     s.step(1.0)
     with pytest.raises(RuntimeError, match="has 3 parameter groups but min_lr was given for 2"):
         s.step(2.0)
+
+
+# ---------------------------------------------------------------- OneCycleLR, SequentialLR
+def test_one_cycle_lr_cycles_adam_beta1_like_torch():
+    torch = _torch()
+    opt, topt = _ours("Adam"), _theirs(torch, "Adam")
+    kw = dict(max_lr=0.01, total_steps=20, base_momentum=0.8, max_momentum=0.95)
+    s, ts = sched.OneCycleLR(opt, **kw), torch.optim.lr_scheduler.OneCycleLR(topt, **kw)
+    for _ in range(20):
+        opt.step()
+        topt.step()
+        s.step()
+        ts.step()
+        assert s.get_last_lr() == ts.get_last_lr()
+        assert [g["betas"] for g in opt.param_groups] == [g["betas"] for g in topt.param_groups]
+    assert opt.param_groups[0]["betas"][1] == 0.999
+
+
+def test_one_cycle_lr_errors_like_torch():
+    torch = _torch()
+    for lib, o in ((sched, _ours()), (torch.optim.lr_scheduler, _theirs(torch))):
+        for kw in (dict(), dict(total_steps=0), dict(epochs=2), dict(total_steps=10, pct_start=2.0),
+                   dict(total_steps=10, anneal_strategy="exp"),
+                   dict(epochs=2, steps_per_epoch=1.5)):
+            with pytest.raises(ValueError):
+                lib.OneCycleLR(o, max_lr=0.1, **kw)
+    with pytest.raises(ValueError, match="'momentum' or 'betas', and Adagrad has neither"):
+        sched.OneCycleLR(_ours("Adagrad"), max_lr=0.1, total_steps=5)
+    opt = _ours()
+    s = sched.OneCycleLR(opt, max_lr=0.1, total_steps=3)
+    for _ in range(3):
+        opt.step()
+        s.step()
+    with pytest.raises(ValueError, match="tried to step 4 times, but total_steps is 3"):
+        s.step()
+
+
+def _sequential(lib, opt):
+    first = lib.LinearLR(opt, start_factor=0.1, total_iters=4)
+    second = lib.ExponentialLR(opt, gamma=0.8)
+    third = lib.CosineAnnealingLR(opt, T_max=6, eta_min=0.001)
+    return lib.SequentialLR(opt, [first, second, third], milestones=[4, 11])
+
+
+def test_sequential_lr_matches_torch_and_round_trips():
+    torch = _torch()
+    opt, topt = _ours(), _theirs(torch)
+    s, ts = _sequential(sched, opt), _sequential(torch.optim.lr_scheduler, topt)
+    assert s.get_last_lr() == ts.get_last_lr()
+    for epoch in range(9):
+        opt.step()
+        topt.step()
+        s.step()
+        ts.step()
+        assert s.get_last_lr() == ts.get_last_lr(), f"epoch {epoch}"
+        assert _opt_values(opt) == _opt_values(topt)
+    saved_opt, saved = opt.state_dict(), s.state_dict()
+    assert len(saved["_schedulers"]) == 3 and "optimizer" not in saved
+    assert saved["_milestones"] == ts.state_dict()["_milestones"]
+    opt2 = _ours()
+    s2 = _sequential(sched, opt2)
+    opt2.load_state_dict(saved_opt)
+    s2.load_state_dict(saved)
+    assert "_schedulers" in saved  # loading does not consume the dict
+    for epoch in range(20):
+        opt2.step()
+        topt.step()
+        s2.step()
+        ts.step()
+        assert s2.get_last_lr() == ts.get_last_lr(), f"epoch {epoch + 9}"
+        assert _opt_values(opt2) == _opt_values(topt)
+
+
+def test_sequential_lr_with_a_single_scheduler_and_milestone_warmup_like_torch():
+    torch = _torch()
+    rates = []
+    for lib, opt in ((sched, _ours()), (torch.optim.lr_scheduler, _theirs(torch))):
+        warm = lib.ConstantLR(opt, factor=0.5, total_iters=3)
+        decay = lib.MultiStepLR(opt, milestones=[2, 5], gamma=0.5)
+        s = lib.SequentialLR(opt, [warm, decay], milestones=[3])
+        seen = [s.get_last_lr()]
+        for _ in range(10):
+            opt.step()
+            s.step()
+            seen.append(s.get_last_lr())
+        rates.append(seen)
+    assert rates[0] == rates[1]
+
+
+def test_sequential_lr_errors():
+    opt = _ours()
+    a, b = sched.StepLR(opt, 2), sched.ExponentialLR(opt, 0.9)
+    with pytest.raises(ValueError, match="at least one scheduler"):
+        sched.SequentialLR(opt, [], [])
+    with pytest.raises(ValueError, match="one milestone fewer than schedulers, got 2 "
+                                         "schedulers and 2 milestones"):
+        sched.SequentialLR(opt, [a, b], [3, 5])
+    with pytest.raises(ValueError, match="scheduler 1 \\(StepLR\\) drives a different"):
+        sched.SequentialLR(opt, [a, sched.StepLR(_ours(), 2)], [3])
+    with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+        sched.SequentialLR(opt, [a, sched.ReduceLROnPlateau(opt)], [3])
+
+
+def test_new_schedulers_argument_errors():
+    with pytest.raises(ValueError, match="ConstantLR: the factor must be between 0 and 1"):
+        sched.ConstantLR(_ours(), factor=1.5)
+    with pytest.raises(ValueError, match="LinearLR: start_factor"):
+        sched.LinearLR(_ours(), start_factor=0.0)
+    with pytest.raises(ValueError, match="LinearLR: end_factor"):
+        sched.LinearLR(_ours(), end_factor=1.5)

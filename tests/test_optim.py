@@ -136,6 +136,12 @@ DENSE_CASES = [
     ("RMSprop", {"weight_decay": 0.1}),
     ("RMSprop", {"alpha": 0.3}),  # lerp's |w| >= 0.5 branch (centered)
     ("RMSprop", {"alpha": 0.3, "centered": True, "maximize": True, "eps": 1e-4}),
+    ("Adamax", {}),
+    ("Adamax", {"weight_decay": 0.1}),
+    ("Adamax", {"betas": (0.3, 0.6), "eps": 1e-3, "maximize": True}),  # lerp's w >= 0.5 branch
+    ("Adadelta", {}),
+    ("Adadelta", {"rho": 0.5, "eps": 1e-4}),
+    ("Adadelta", {"weight_decay": 0.1, "maximize": True}),
 ]
 
 
@@ -746,6 +752,8 @@ OPTIMIZER_CASES = [
     ("AdamW", {"weight_decay": 0.1}),
     ("Adagrad", {"lr_decay": 0.01}),
     ("RMSprop", {"momentum": 0.5, "centered": True}),
+    ("Adamax", {"weight_decay": 0.01}),
+    ("Adadelta", {"rho": 0.8}),
 ]
 
 
@@ -963,7 +971,7 @@ def test_duplicate_parameters_warn_and_shared_parameters_raise():
         optim.SGD([{"params": [a]}, {"params": [b, a]}], lr=0.1)
 
 
-ALL = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "SparseAdam"]
+ALL = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "SparseAdam", "Adamax", "Adadelta"]
 
 INVALID = [  # (optimizer, kwargs, message); torch raises the same ValueError for all of these
     (name, {"lr": -1.0}, "Invalid learning rate: -1.0") for name in ALL
@@ -991,6 +999,12 @@ INVALID = [  # (optimizer, kwargs, message); torch raises the same ValueError fo
     ("RMSprop", {"weight_decay": -1.0}, "Invalid weight_decay value: -1.0"),
     ("SparseAdam", {"eps": 0.0}, "Invalid epsilon value: 0.0"),
     ("SparseAdam", {"betas": (0.9, 1.0)}, "Invalid beta parameter at index 1: 1.0"),
+    ("Adamax", {"eps": -1.0}, "Invalid epsilon value: -1.0"),
+    ("Adamax", {"betas": (0.9, 1.0)}, "Invalid beta parameter at index 1: 1.0"),
+    ("Adamax", {"weight_decay": -0.1}, "Invalid weight_decay value: -0.1"),
+    ("Adadelta", {"rho": 1.5}, "Invalid rho value: 1.5"),
+    ("Adadelta", {"eps": -1.0}, "Invalid epsilon value: -1.0"),
+    ("Adadelta", {"weight_decay": -0.1}, "Invalid weight_decay value: -0.1"),
 ]
 
 
@@ -1130,3 +1144,17 @@ def test_no_warnings_in_a_normal_run():
             opt.zero_grad()
             (a * a).sum().backward()
             opt.step()
+
+
+@pytest.mark.parametrize("name", ["Adamax", "Adadelta"])
+def test_tensor_op_optimizers_reject_sparse_gradients_and_record_nothing(name):
+    w = tg.randn(4, 2, requires_grad=True)
+    F.embedding(tg.tensor([0, 2]), w, sparse=True).sum().backward()
+    opt = getattr(optim, name)([w])
+    with pytest.raises(RuntimeError, match=f"{name} does not support sparse gradients"):
+        opt.step()
+    w.grad = tg.ones(4, 2)
+    before = _np(w).copy()
+    opt.step()
+    assert w.is_leaf and w.grad_fn is None
+    assert not np.array_equal(_np(w), before)

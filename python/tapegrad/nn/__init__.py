@@ -2,18 +2,22 @@
 
 from . import functional, init, utils
 from .layers import (
-    Dropout, Embedding, Flatten, Hardtanh, Identity, LeakyReLU, Linear, LogSoftmax, ModuleList,
-    PReLU, ReLU, Sequential, Sigmoid, Softmax, Tanh,
+    ELU, GELU, Dropout, Embedding, Flatten, Hardtanh, Identity, LayerNorm, LeakyReLU, Linear,
+    LogSigmoid, LogSoftmax, ModuleDict, ModuleList, ParameterDict, ParameterList, PReLU, ReLU,
+    ReLU6, Sequential, Sigmoid, SiLU, Softmax, Softplus, Softsign, Tanh,
 )
 from .loss import (
-    BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, MSELoss, MultiMarginLoss, NLLLoss,
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, HuberLoss, KLDivLoss, L1Loss,
+    MSELoss, MultiMarginLoss, NLLLoss, SmoothL1Loss,
 )
 from .module import Module
 from .parameter import Parameter
 
 __all__ = [
     "Module", "Parameter", "Linear", "Embedding", "Dropout", "Flatten", "Identity", "Sequential",
-    "ModuleList", "ReLU", "Tanh", "Sigmoid", "Hardtanh", "LeakyReLU", "PReLU", "Softmax",
-    "LogSoftmax", "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
+    "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "LayerNorm", "ReLU", "Tanh",
+    "Sigmoid", "Hardtanh", "LeakyReLU", "PReLU", "Softmax", "LogSoftmax", "SiLU", "ELU",
+    "Softplus", "LogSigmoid", "ReLU6", "Softsign", "GELU", "MSELoss", "L1Loss", "SmoothL1Loss",
+    "HuberLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",
     "MultiMarginLoss", "HingeLoss", "functional", "init", "utils",
 ]

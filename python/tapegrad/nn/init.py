@@ -5,12 +5,15 @@ All draw from tapegrad's generator, so tg.manual_seed(s) makes them repeatable.
 
 import math
 
+import numpy as np
+
 from .. import _C
 from .._grad_mode import no_grad
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",
-    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+    "trunc_normal_",
 ]
 
 
@@ -112,3 +115,47 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     if tensor.numel() == 0:
         return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_"))
+
+
+def orthogonal_(tensor, gain=1.0):
+    """Fills with a (semi-)orthogonal matrix times gain: the Q of a QR decomposition of a
+    standard normal (rows, numel / rows) matrix, its columns' signs fixed by diag(R) so
+    that Q is uniformly distributed (Saxe et al., 2013). Trailing dims are flattened."""
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, "
+                         f"got shape {list(tensor.shape)}")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    a = _C._randn([rows, cols], _C.dtype.float64).numpy()
+    if rows < cols:
+        a = a.T
+    q, r = np.linalg.qr(a)
+    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)  # a zero on the diagonal keeps its sign
+    if rows < cols:
+        q = q.T
+    sample = _C.from_numpy(np.ascontiguousarray(q.reshape(tensor.shape) * gain))
+    return _fill_from(tensor, sample.to(tensor.dtype))
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """Fills with N(mean, std^2) restricted to [a, b] (a and b are values, not multiples
+    of std), by redrawing out-of-range entries from tapegrad's generator."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: expected a < b, got a={a}, b={b}")
+    mass = 0.5 * (math.erf((b - mean) / (std * math.sqrt(2))) -
+                  math.erf((a - mean) / (std * math.sqrt(2))))
+    if mass < 1e-3:
+        # Rejection would take thousands of rounds; torch's inverse-CDF sampler is
+        # itself inaccurate there and warns.
+        raise ValueError(f"trunc_normal_: [a, b] = [{a}, {b}] holds only {mass:.2g} of the "
+                         f"mass of N({mean}, {std}^2); choose a and b nearer the mean")
+    out = np.empty(tensor.numel(), dtype=np.float64)
+    todo = np.arange(out.size)
+    while todo.size:
+        draw = _C._randn([int(todo.size)], _C.dtype.float64).numpy() * std + mean
+        out[todo] = draw
+        todo = todo[(draw < a) | (draw > b)]
+    sample = _C.from_numpy(out.reshape(tensor.shape)).to(tensor.dtype)
+    return _fill_from(tensor, sample)

@@ -208,6 +208,100 @@ class PReLU(Module):
         return f"num_parameters={self.num_parameters}"
 
 
+class SiLU(Module):
+    def forward(self, input):
+        return F.silu(input)
+
+
+class ELU(Module):
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, input):
+        return F.elu(input, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Softplus(Module):
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, input):
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class LogSigmoid(Module):
+    def forward(self, input):
+        return F.logsigmoid(input)
+
+
+class ReLU6(Module):
+    def forward(self, input):
+        return F.relu6(input)
+
+
+class Softsign(Module):
+    def forward(self, input):
+        return F.softsign(input)
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input):
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class LayerNorm(Module):
+    """Normalises over the trailing normalized_shape dims; weight 1 and bias 0 at init."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(d) for d in normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        shape = list(self.normalized_shape)
+        if elementwise_affine:
+            self.weight = Parameter(_C._full(shape, 1.0, _dtype(dtype)))
+            if bias:
+                self.bias = Parameter(_C._zeros(shape, _dtype(dtype)))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
 class Softmax(Module):
     def __init__(self, dim=None):
         super().__init__()
@@ -356,3 +450,174 @@ class ModuleList(Module):
 
     def forward(self, *args, **kwargs):
         raise TypeError("ModuleList is not callable; iterate over it and call its modules")
+
+
+class ModuleDict(Module):
+    """An ordered dict of modules, registered under their keys (state_dict "key.weight")."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        del self._modules[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def clear(self):
+        self._modules.clear()
+
+    def pop(self, key):
+        return self._modules.pop(key)
+
+    def update(self, modules):
+        items = modules.items() if hasattr(modules, "items") else modules
+        for j, pair in enumerate(items):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"ModuleDict.update: element #{j} should be a (key, module) "
+                                f"pair, got {type(pair).__name__}")
+            self[pair[0]] = pair[1]
+
+    def forward(self, *args, **kwargs):
+        raise TypeError("ModuleDict is not callable; look its modules up by key and call them")
+
+
+def _as_parameter(value):
+    """Tensors stored in a ParameterList/Dict become Parameters, as in torch."""
+    if isinstance(value, _C.Tensor) and not isinstance(value, Parameter):
+        return Parameter(value, requires_grad=value.requires_grad)
+    return value
+
+
+class ParameterList(Module):
+    """A list of parameters, registered as "0", "1", ... (plain tensors are wrapped)."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def _store(self, i, value):
+        value = _as_parameter(value)
+        if isinstance(value, Parameter) or value is None:
+            self._parameters[str(i)] = value  # in place: an overwritten entry keeps its position
+        else:
+            raise TypeError(f"ParameterList: expected a Parameter or Tensor at index {i}, got "
+                            f"{type(value).__name__}")
+
+    def _index(self, idx):
+        n = len(self._parameters)
+        if not -n <= idx < n:
+            raise IndexError(f"ParameterList: index {idx} is out of range for length {n}")
+        return idx % n
+
+    def __getitem__(self, idx):
+        values = list(self._parameters.values())
+        if isinstance(idx, slice):
+            return ParameterList(values[idx])
+        return values[self._index(idx)]
+
+    def __setitem__(self, idx, value):
+        self._store(self._index(idx), value)
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def append(self, value):
+        self._store(len(self._parameters), value)
+        return self
+
+    def extend(self, values):
+        for v in values:
+            self.append(v)
+        return self
+
+    def extra_repr(self):
+        return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {list(p.shape)}]"
+                         for k, p in self._parameters.items() if p is not None)
+
+    def forward(self, *args, **kwargs):
+        raise TypeError("ParameterList is not callable")
+
+
+class ParameterDict(Module):
+    """An ordered dict of parameters, registered under their keys (tensors are wrapped)."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, value):
+        value = _as_parameter(value)
+        if not (isinstance(value, Parameter) or value is None):
+            raise TypeError(f"ParameterDict: expected a Parameter or Tensor for key {key!r}, got "
+                            f"{type(value).__name__}")
+        if key in self._parameters:
+            self._parameters[key] = value  # an overwritten key keeps its position, as a dict
+        else:
+            self.register_parameter(key, value)
+
+    def __delitem__(self, key):
+        del self._parameters[key]
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def items(self):
+        return self._parameters.items()
+
+    def values(self):
+        return self._parameters.values()
+
+    def pop(self, key):
+        return self._parameters.pop(key)
+
+    def clear(self):
+        self._parameters.clear()
+
+    def update(self, parameters):
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for key, value in items:
+            self[key] = value
+
+    def forward(self, *args, **kwargs):
+        raise TypeError("ParameterDict is not callable")

@@ -16,6 +16,26 @@ class _IncompatibleKeys(NamedTuple):
     unexpected_keys: list
 
 
+class RemovableHandle:
+    """Returned by the register_*_hook methods; remove() unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks):
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
 class Module:
     """Base class of all layers, with PyTorch's semantics.
 
@@ -36,7 +56,46 @@ class Module:
     def __call__(self, *args, **kwargs):
         if _compile._recorder is not None:  # tg.compile guards on train()/eval()
             _compile._note_module(self)
+        d = self.__dict__
+        if d.get("_forward_pre_hooks") or d.get("_forward_hooks"):
+            return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ---------------------------------------------------------------- hooks
+    # Note [Hooks live in the instance dict]
+    # The hook tables are created by the first register_*_hook call, so a module
+    # without hooks pays one dict lookup per call, and Sequential's fusion test
+    # (layers._plain) sees no hooks on it.
+    def _call_with_hooks(self, args, kwargs):
+        for hook in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self.__dict__.get("_forward_hooks", {}).values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def _add_hook(self, table, hook, prepend):
+        if not callable(hook):
+            raise TypeError(f"{table[1:]}: hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.setdefault(table, OrderedDict())
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_forward_pre_hook(self, hook, *, prepend=False):
+        """hook(module, args) runs before forward; a non-None result replaces args
+        (a non-tuple result is wrapped in a 1-tuple), as in torch."""
+        return self._add_hook("_forward_pre_hooks", hook, prepend)
+
+    def register_forward_hook(self, hook, *, prepend=False):
+        """hook(module, args, output) runs after forward; a non-None result replaces output."""
+        return self._add_hook("_forward_hooks", hook, prepend)
 
     # ---------------------------------------------------------------- registration
     def __setattr__(self, name, value):
@@ -147,6 +206,31 @@ class Module:
                     continue
                 seen.add(id(value))
                 yield (f"{mod_prefix}.{name}" if mod_prefix else name), value
+
+    def get_submodule(self, target):
+        """The submodule at dotted path `target` ("" is self)."""
+        mod = self
+        if target == "":
+            return mod
+        walked = []
+        for item in target.split("."):
+            child = mod._modules.get(item) if isinstance(mod, Module) else None
+            if child is None:
+                where = ".".join(walked) or type(self).__name__
+                raise AttributeError(f"get_submodule: {where} has no submodule `{item}` "
+                                     f"(looking up {target!r})")
+            mod = child
+            walked.append(item)
+        return mod
+
+    def get_parameter(self, target):
+        """The parameter at dotted path `target`, e.g. "encoder.0.weight"."""
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if name not in mod._parameters or mod._parameters[name] is None:
+            raise AttributeError(f"get_parameter: {path or type(self).__name__} has no parameter "
+                                 f"`{name}` (looking up {target!r})")
+        return mod._parameters[name]
 
     def named_parameters(self, prefix="", recurse=True):
         return self._named_members("_parameters", prefix, recurse)

@@ -16,9 +16,11 @@ their arithmetic in PyTorch's order, so the rates agree with PyTorch's to the
 last bit: tests/test_lr_scheduler.py compares them with ``==``.
 """
 
+import bisect
 import math
 import types
 import warnings
+from collections import Counter
 
 from .._C import Tensor
 from .._grad_mode import no_grad
@@ -26,7 +28,8 @@ from .._grad_mode import no_grad
 from .optimizer import Optimizer, _to_scalar, _copy_value as _snapshot
 
 __all__ = [
-    "LRScheduler", "LambdaLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "CyclicLR",
+    "LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
+    "ExponentialLR", "SequentialLR", "CosineAnnealingLR", "CyclicLR", "OneCycleLR",
     "ReduceLROnPlateau",
 ]
 
@@ -105,6 +108,11 @@ class LRScheduler:
                         "new schedule with last_epoch=-1")
         self.base_lrs = _rates(optimizer, "initial_lr")
         self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self):
+        """The constructor's step, which sets the rates of epoch last_epoch + 1
+        (SequentialLR repeats it when it hands over to a scheduler)."""
         self._step_count = 0
         self._building = True
         try:
@@ -148,6 +156,10 @@ class LRScheduler:
                           "PyTorch: step(epoch) jumps to that epoch with the closed-form "
                           "schedule where there is one. Call step() once per epoch instead.",
                           UserWarning, stacklevel=2)
+        self._advance(epoch)
+
+    def _advance(self, epoch=None):
+        """step() without its warnings and count (SequentialLR jumps with it)."""
         self._inside_step = True
         try:
             if epoch is None:
@@ -239,6 +251,153 @@ class ExponentialLR(LRScheduler):
 
     def _closed_form_lr(self):
         return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiplies the learning rate by gamma at each milestone epoch (by gamma**k
+    where a milestone is listed k times)."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        self.milestones = Counter(milestones)
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        self._warn_outside_step()
+        rates = _rates(self.optimizer, "lr")
+        times = self.milestones.get(self.last_epoch, 0)
+        if not times:
+            return rates
+        return [lr * self.gamma ** times for lr in rates]
+
+    def _closed_form_lr(self):
+        passed = bisect.bisect_right(sorted(self.milestones.elements()), self.last_epoch)
+        return [base * self.gamma ** passed for base in self.base_lrs]
+
+
+class ConstantLR(LRScheduler):
+    """The initial rate times factor for the first total_iters epochs, then the rate itself."""
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        if not 0 <= factor <= 1.0:
+            raise ValueError(f"ConstantLR: the factor must be between 0 and 1, got {factor}")
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        self._warn_outside_step()
+        rates = _rates(self.optimizer, "lr")
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in rates]
+        if self.last_epoch == self.total_iters:  # undo the factor, chained
+            return [lr * (1.0 / self.factor) for lr in rates]
+        return rates
+
+    def _closed_form_lr(self):
+        done = self.last_epoch >= self.total_iters
+        return [base * (self.factor + done * (1 - self.factor)) for base in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """Scales the initial rate by a factor moving linearly from start_factor (epoch 0)
+    to end_factor (epoch total_iters), then keeps it.
+
+    Chained, epoch t multiplies the previous rate by the ratio of consecutive
+    factors, 1 + (end - start) / (total_iters * start + (t - 1) (end - start)).
+    """
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
+                 last_epoch=-1):
+        if not 0 < start_factor <= 1.0:
+            raise ValueError("LinearLR: start_factor must be greater than 0 and at most 1, got "
+                             f"{start_factor}")
+        if not 0 <= end_factor <= 1.0:
+            raise ValueError(f"LinearLR: end_factor must be between 0 and 1, got {end_factor}")
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        self._warn_outside_step()
+        rates = _rates(self.optimizer, "lr")
+        t, start, end = self.last_epoch, self.start_factor, self.end_factor
+        if t == 0:
+            return [lr * start for lr in rates]
+        if self._building or t > self.total_iters:
+            return rates
+        ratio = 1.0 + (end - start) / (self.total_iters * start + (t - 1) * (end - start))
+        return [lr * ratio for lr in rates]
+
+    def _closed_form_lr(self):
+        start, end = self.start_factor, self.end_factor
+        factor = start + (end - start) * min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base * factor for base in self.base_lrs]
+
+
+class SequentialLR(LRScheduler):
+    """Runs schedulers one after another: schedulers[i] drives the epochs from
+    milestones[i - 1] on. Each scheduler after the first starts at its own epoch 0
+    (its closed form there, i.e. from its base rates) when its milestone comes.
+
+    The schedulers given have each already taken their constructor's step; that
+    step is undone and only the first scheduler's is taken again.
+    """
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        _check_optimizer("SequentialLR", optimizer)
+        if len(schedulers) < 1:
+            raise ValueError("SequentialLR: expects at least one scheduler, got none")
+        for i, sched in enumerate(schedulers):
+            if isinstance(sched, ReduceLROnPlateau):
+                raise ValueError(f"SequentialLR: scheduler {i} is a ReduceLROnPlateau, whose "
+                                 "step() needs a metric; it cannot be sequenced")
+            if not hasattr(sched, "optimizer"):
+                raise TypeError(f"SequentialLR: scheduler {i} ({type(sched).__name__}) has no "
+                                "optimizer")
+            if sched.optimizer is not optimizer:
+                raise ValueError(f"SequentialLR: scheduler {i} ({type(sched).__name__}) drives "
+                                 "a different optimizer; all must drive the one given")
+        milestones = list(milestones)
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR: expects one milestone fewer than schedulers, got "
+                             f"{len(schedulers)} schedulers and {len(milestones)} milestones")
+        self.optimizer = optimizer
+        self._schedulers = list(schedulers)
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        for group in optimizer.param_groups:
+            _set_rate(group, "lr", group["initial_lr"])
+        for sched in self._schedulers:
+            sched.last_epoch -= 1
+        current = self._schedulers[bisect.bisect_right(milestones, 0)]
+        current._initial_step()
+        self._last_lr = current.get_last_lr()
+
+    def step(self):
+        self.last_epoch += 1
+        i = bisect.bisect_right(self._milestones, self.last_epoch)
+        sched = self._schedulers[i]
+        if i > 0 and self._milestones[i - 1] == self.last_epoch:
+            sched._advance(0)
+        else:
+            sched.step()
+        self._last_lr = sched.get_last_lr()
+
+    def state_dict(self):
+        """Its own attributes, and the state dicts of its schedulers under "_schedulers"."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in self._TRANSIENT and k != "_schedulers"}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        saved = state.pop("_schedulers")
+        self.__dict__.update(state)
+        for sched, s in zip(self._schedulers, saved):
+            sched.load_state_dict(s)
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -381,6 +540,110 @@ class CyclicLR(LRScheduler):
         super().load_state_dict(state)
         if attrs is not None:
             self._custom_scale.__dict__.update(attrs)
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin, 2018), stepped every batch: the rate climbs
+    from max_lr / div_factor to max_lr over the first pct_start of total_steps, then
+    anneals ("cos" or "linear") to initial_lr / final_div_factor. three_phase=True
+    climbs, comes back down to initial_lr symmetrically, then anneals. With
+    cycle_momentum the momentum (or Adam's beta1) moves the opposite way between
+    max_momentum and base_momentum.
+
+    Each phase interpolates between two group entries ("initial_lr", "max_lr",
+    "min_lr", "max_momentum", "base_momentum"), so a resumed schedule finds them in
+    the optimizer's state dict.
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
+                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
+                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
+                 last_epoch=-1):
+        _check_optimizer("OneCycleLR", optimizer)
+
+        def positive_int(name, value):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"OneCycleLR: expected a positive int {name}, got {value!r}")
+            return value
+
+        if total_steps is not None:
+            self.total_steps = positive_int("total_steps", total_steps)
+        elif epochs is not None and steps_per_epoch is not None:
+            self.total_steps = (positive_int("epochs", epochs)
+                                * positive_int("steps_per_epoch", steps_per_epoch))
+        else:
+            raise ValueError("OneCycleLR: pass either total_steps, or epochs and steps_per_epoch")
+        if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
+            raise ValueError(f"OneCycleLR: expected a float pct_start between 0 and 1, got "
+                             f"{pct_start!r}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got "
+                             f"{anneal_strategy!r}")
+        self.anneal_strategy = anneal_strategy
+        # (last step of the phase, lr from, lr to, momentum from, momentum to)
+        rise_end = float(pct_start * self.total_steps) - 1
+        if three_phase:
+            self._phases = [
+                (rise_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr",
+                 "base_momentum", "max_momentum"),
+                (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
+            ]
+        else:
+            self._phases = [
+                (rise_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
+            ]
+
+        max_lrs = _one_per_group("OneCycleLR", "max_lr", optimizer, max_lr)
+        if last_epoch == -1:
+            for group, high in zip(optimizer.param_groups, max_lrs):
+                group["initial_lr"] = high / div_factor
+                group["max_lr"] = high
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(f"OneCycleLR: cycle_momentum=True needs an optimizer with "
+                                 f"'momentum' or 'betas', and {type(optimizer).__name__} has "
+                                 "neither; pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+            highs = _one_per_group("OneCycleLR", "max_momentum", optimizer, max_momentum)
+            lows = _one_per_group("OneCycleLR", "base_momentum", optimizer, base_momentum)
+            if last_epoch == -1:
+                for group, high, low in zip(optimizer.param_groups, highs, lows):
+                    self._set_momentum(group, high)
+                    group["max_momentum"] = high
+                    group["base_momentum"] = low
+        super().__init__(optimizer, last_epoch)
+
+    _set_momentum = CyclicLR._set_momentum
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self):
+        """The rates for this step; with cycle_momentum, also sets the momentums."""
+        self._warn_outside_step()
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: tried to step {step} times, but total_steps is "
+                             f"{self.total_steps}")
+        rates = []
+        for group in self.optimizer.param_groups:
+            begin = 0.0
+            for i, (end, lr_from, lr_to, m_from, m_to) in enumerate(self._phases):
+                if step <= end or i == len(self._phases) - 1:
+                    pct = (step - begin) / (end - begin)
+                    break
+                begin = end
+            rates.append(self._anneal(group[lr_from], group[lr_to], pct))
+            if self.cycle_momentum:
+                self._set_momentum(group, self._anneal(group[m_from], group[m_to], pct))
+        return rates
 
 
 class ReduceLROnPlateau(LRScheduler):

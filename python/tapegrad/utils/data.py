@@ -11,7 +11,10 @@ Batches of a ``TensorDataset`` are cut with one index array per batch
 per-example Python work. Other datasets (anything with ``__len__`` and
 ``__getitem__``) are fetched item by item and collated like PyTorch's
 ``default_collate``: tensors, arrays and numbers are stacked along a new first
-dimension, tuples/lists/dicts are collated field by field.
+dimension, tuples/lists/dicts are collated field by field. ``Subset``,
+``ConcatDataset`` and ``random_split`` give such datasets too:
+
+    train, dev = random_split(ds, [0.9, 0.1])     # permutation from tg's RNG
 
 Shuffling: each pass over the loader draws a fresh permutation from a
 ``numpy.random.Generator``. With ``seed=`` (or ``generator=`` an int or a
@@ -24,7 +27,10 @@ loader.
 
 from __future__ import annotations
 
+import bisect
+import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -32,7 +38,8 @@ from .. import _C
 from .._creation import randint as _randint
 from .._grad_mode import no_grad as _no_grad
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate"]
+__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader",
+           "default_collate"]
 
 
 class Dataset:
@@ -85,6 +92,88 @@ class TensorDataset(Dataset):
             return tuple(t[start:stop] for t in self.tensors)
 
 
+class Subset(Dataset):
+    """The items of ``dataset`` at ``indices``, in that order."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = indices
+
+    def __getitem__(self, idx):
+        if isinstance(idx, list):
+            return [self.dataset[self.indices[i]] for i in idx]
+        return self.dataset[self.indices[idx]]
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """Several datasets one after another; ``cumulative_sizes[i]`` is where dataset i ends."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx):
+        n = len(self)
+        if idx < 0:
+            if -idx > n:
+                raise ValueError(f"ConcatDataset: absolute value of index {idx} should not "
+                                 f"exceed dataset length {n}")
+            idx += n
+        if idx >= n:
+            raise IndexError(f"ConcatDataset: index {idx} is out of range for length {n}")
+        which = bisect.bisect_right(self.cumulative_sizes, idx)
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][idx - start]
+
+
+def _split_lengths(n, lengths):
+    """Counts, or fractions summing to 1 turned into counts as torch does: floor of
+    each share, then the remainder handed out one by one from the first split on."""
+    lengths = list(lengths)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        for i, frac in enumerate(lengths):
+            if not 0 <= frac <= 1:
+                raise ValueError(f"random_split: fraction at index {i} is not between 0 and 1: "
+                                 f"{frac}")
+        counts = [int(math.floor(n * frac)) for frac in lengths]
+        for i in range((n - sum(counts))):
+            counts[i % len(counts)] += 1
+        for i, c in enumerate(counts):
+            if c == 0:
+                warnings.warn(f"random_split: length of split at index {i} is 0; this might "
+                              "result in an empty dataset.", UserWarning, stacklevel=3)
+        return counts
+    if sum(lengths) != n:
+        raise ValueError(f"random_split: sum of input lengths ({sum(lengths)}) does not equal "
+                         f"the length of the input dataset ({n})")
+    return lengths
+
+
+def random_split(dataset, lengths, generator=None):
+    """Non-overlapping random Subsets of the given lengths (counts, or fractions of
+    len(dataset) summing to 1). The permutation comes from ``generator`` (an int seed
+    or a numpy.random.Generator) if given, else from tapegrad's RNG, so
+    tg.manual_seed makes it repeatable."""
+    counts = _split_lengths(len(dataset), lengths)
+    rng = _make_rng(generator, None, "random_split")
+    if rng is None:
+        rng = np.random.default_rng(int(_randint(0, 2**62, (1,)).item()))
+    order = rng.permutation(len(dataset)).tolist()
+    out, start = [], 0
+    for c in counts:
+        out.append(Subset(dataset, order[start:start + c]))
+        start += c
+    return out
+
+
 def default_collate(batch):
     """Stack a list of examples into a batch (tensors, arrays and numbers become tensors)."""
     first = batch[0]
@@ -111,9 +200,9 @@ def default_collate(batch):
     raise TypeError(f"default_collate: don't know how to batch {type(first).__name__}")
 
 
-def _make_rng(generator, seed):
+def _make_rng(generator, seed, owner="DataLoader"):
     if generator is not None and seed is not None:
-        raise ValueError("DataLoader: pass either generator= or seed=, not both")
+        raise ValueError(f"{owner}: pass either generator= or seed=, not both")
     if seed is None:
         seed = generator
     if seed is None:
@@ -122,7 +211,7 @@ def _make_rng(generator, seed):
         return seed
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         return np.random.default_rng(int(seed))
-    raise TypeError(f"DataLoader: seed/generator must be an int or a numpy.random.Generator, got {type(seed).__name__}")
+    raise TypeError(f"{owner}: seed/generator must be an int or a numpy.random.Generator, got {type(seed).__name__}")
 
 
 class DataLoader:
@@ -163,15 +252,33 @@ class DataLoader:
         order = self._order()
         bs = self.batch_size
         stop = (n // bs) * bs if self.drop_last else n
-        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
+        rows = _tensor_rows(self.dataset) if self.collate_fn is None else None
         for start in range(0, stop, bs):
             end = min(start + bs, n)
-            if fast:
-                if order is None:
-                    yield self.dataset._slice(start, end)
+            if rows is not None:
+                base, mapping = rows
+                if order is None and mapping is None:
+                    yield base._slice(start, end)
                 else:
-                    yield self.dataset._batch(order[start:end])
+                    idx = np.arange(start, end) if order is None else order[start:end]
+                    yield base._batch(idx if mapping is None else mapping[idx])
             else:
                 idx = range(start, end) if order is None else order[start:end].tolist()
                 items = [self.dataset[i] for i in idx]
                 yield (self.collate_fn or default_collate)(items)
+
+
+def _tensor_rows(dataset):
+    """(TensorDataset, int64 row map or None) when `dataset` is a TensorDataset or
+    Subsets of one, whose batches can then be gathered in one index_select per
+    tensor; None otherwise."""
+    mapping = None
+    while isinstance(dataset, Subset):
+        idx = np.asarray(dataset.indices, dtype=np.int64).reshape(-1)
+        idx = np.where(idx < 0, idx + len(dataset.dataset), idx)  # Python's negative indices
+        mapping = idx if mapping is None else idx[mapping]
+        dataset = dataset.dataset
+    if not isinstance(dataset, TensorDataset) or (mapping is not None and mapping.size and (
+            mapping.min() < 0 or mapping.max() >= len(dataset))):
+        return None  # out-of-range indices take the per-item path, which raises on them
+    return dataset, mapping
