@@ -62,6 +62,19 @@ void init_ops(py::module_& m) {
   TG_BIND_BINARY("maximum", maximum(a, b), maximum(a, Tensor::scalar(s, a.dtype())));
   TG_BIND_BINARY("minimum", minimum(a, b), minimum(a, Tensor::scalar(s, a.dtype())));
 #undef TG_BIND_BINARY
+  // add(input, other, alpha=a) = input + a * other: a second overload, so the
+  // plain call's binding does no keyword parsing.
+  auto with_alpha = [&](const char* name, double sign) {
+    def_both(m, cls, name, [sign, name](const Tensor& a, py::object other, double alpha) {
+      double k = sign * alpha;
+      if (is_number(other) && !py::isinstance<py::bool_>(other))
+        return add(a, k * other.cast<double>());
+      Tensor b = tensor_arg(other, a.dtype(), name);
+      return k == 1.0 ? add(a, b) : k == -1.0 ? sub(a, b) : add(a, mul(b, k));
+    }, py::arg("other"), py::kw_only(), py::arg("alpha"));
+  };
+  with_alpha("add", 1.0);
+  with_alpha("sub", -1.0);
   m.def("pow", [](double base, const Tensor& exponent) { return pow(base, exponent); },
         py::arg("self"), py::arg("exponent"));
 

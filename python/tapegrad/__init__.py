@@ -55,11 +55,14 @@ from ._C import (
     split, chunk, index_select, gather, cat, concat, stack,
     log1p, expm1, erf, cumsum, cumprod,
 )
-from ._grad_mode import no_grad, enable_grad, set_grad_enabled
+from ._grad_mode import no_grad, enable_grad, set_grad_enabled, inference_mode
 from ._creation import (
     tensor, as_tensor, zeros, ones, full, empty, arange, eye, rand, randn, randint,
-    zeros_like, ones_like, full_like, empty_like, rand_like, randn_like,
+    zeros_like, ones_like, full_like, empty_like, rand_like, randn_like, linspace, randperm,
 )
+from ._device import device
+from . import cuda
+from ._dtypes import finfo, iinfo, get_default_dtype, is_tensor, is_floating_point, numel
 from . import _tensor  # noqa: F401  (adds the Python-side Tensor methods)
 from ._composite_ops import (  # noqa: A004  (any, all, round mirror torch's names)
     sort, argsort, topk, masked_fill, unbind, unflatten, flip, roll, broadcast_to, tril, triu,

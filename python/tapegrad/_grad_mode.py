@@ -1,4 +1,5 @@
-"""Grad-mode switches: tg.no_grad(), tg.enable_grad(), tg.set_grad_enabled(b).
+"""Grad-mode switches: tg.no_grad(), tg.enable_grad(), tg.set_grad_enabled(b),
+tg.inference_mode().
 
 Each works as a context manager and as a function decorator, like PyTorch's.
 The mode is thread-local (each thread records its own tape).
@@ -14,7 +15,7 @@ class _GradMode:
 
     def __new__(cls, func=None):
         # @tg.no_grad (without parentheses) decorates directly, as in PyTorch.
-        if func is None or cls is set_grad_enabled:
+        if func is None or cls is set_grad_enabled or isinstance(func, bool):
             return super().__new__(cls)
         if not callable(func):
             raise TypeError(f"{cls.__name__}() takes no arguments (got {func!r})")
@@ -66,3 +67,12 @@ class set_grad_enabled(_GradMode):
 
     def __enter__(self):
         return self
+
+
+class inference_mode(_GradMode):
+    """PyTorch's inference_mode(mode=True): here the same as no_grad() (mode=False:
+    enable_grad()). tapegrad has no separate inference-tensor state: ops under no_grad
+    already record nothing, which is what inference mode saves in PyTorch."""
+
+    def __init__(self, mode=True):
+        self._enabled = not bool(mode)

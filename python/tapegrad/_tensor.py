@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _C
 from ._C import Tensor
+from ._device import CPU, as_device
 
 
 # ---------------------------------------------------------------- repr
@@ -185,6 +186,139 @@ def _deepcopy(self, memo):
     return memo[id(self)]
 
 
+# ---------------------------------------------------------------- device and dtype
+_to_dtype = Tensor.to  # the C++ cast: differentiable, a no-op for the same dtype
+
+
+def _to(self, *args, **kwargs):
+    """to(dtype), to(device), to(device, dtype), to(other), with dtype=, device=,
+    copy=, non_blocking= (ignored) and memory_format= (ignored: tensors are
+    strided row-major), as in PyTorch. The cast is recorded (differentiable)."""
+    if len(args) == 1 and not kwargs and type(args[0]) is _C.dtype:
+        return self if args[0] == self.dtype else _to_dtype(self, args[0])
+    dt = kwargs.pop("dtype", None)
+    dev = kwargs.pop("device", None)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to: unexpected keyword argument {next(iter(kwargs))!r}")
+    rest = list(args)
+    if rest and isinstance(rest[0], Tensor):
+        dt = rest.pop(0).dtype
+    elif rest and not isinstance(rest[0], _C.dtype):
+        dev = rest.pop(0)
+    if rest and isinstance(rest[0], _C.dtype):
+        dt = rest.pop(0)
+    if rest and isinstance(rest[0], builtins.bool):  # to(dtype, non_blocking, copy)
+        rest.pop(0)
+        if rest and isinstance(rest[0], builtins.bool):
+            copy = rest.pop(0)
+    if rest:
+        raise TypeError(f"to: cannot interpret the arguments {args!r}; expected to(dtype), "
+                        "to(device), to(device, dtype) or to(tensor)")
+    if dev is not None:
+        as_device(dev, "to")
+    out = self if dt is None or dt == self.dtype else _to_dtype(self, dt)
+    return out.clone() if copy and out is self else out
+
+
+def _type_as(self, other):
+    return self.to(other.dtype)
+
+
+def _cpu(self):
+    return self
+
+
+def _cuda(self, *args, **kwargs):
+    as_device("cuda", "cuda")
+
+
+def _new(fill):
+    def new(self, *size, dtype=None, device=None, requires_grad=False):
+        from . import _creation
+        return fill(_creation, _creation._size(size), dtype or self.dtype, device, requires_grad)
+    return new
+
+
+def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+    from . import _creation
+    return _creation.full(size, fill_value, dtype=dtype or self.dtype, device=device,
+                          requires_grad=requires_grad)
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    from . import _creation
+    return _creation.tensor(data, dtype=dtype or self.dtype, device=device,
+                            requires_grad=requires_grad)
+
+
+# ---------------------------------------------------------------- random fills
+# Drawn from tapegrad's generator and written with copy_, so they follow its
+# rules: refused on a leaf that requires grad outside no_grad (as in torch),
+# and on a tensor with history they leave the old value a zero gradient.
+def _uniform_(self, a=0.0, b=1.0):
+    if not self.dtype.is_floating_point:
+        raise TypeError(f"uniform_: expected a float tensor, got {self.dtype}{list(self.shape)}")
+    u = _C._rand(list(self.shape), self.dtype)
+    return self.copy_(u * (b - a) + a if (a, b) != (0.0, 1.0) else u)
+
+
+def _normal_(self, mean=0.0, std=1.0):
+    if not self.dtype.is_floating_point:
+        raise TypeError(f"normal_: expected a float tensor, got {self.dtype}{list(self.shape)}")
+    if std < 0:
+        raise ValueError(f"normal_: std must be >= 0, got {std}")
+    return self.copy_(_C._randn(list(self.shape), self.dtype) * std + mean)
+
+
+def _bernoulli_(self, p=0.5):
+    if isinstance(p, Tensor):
+        p = p.detach()
+    elif not 0.0 <= p <= 1.0:
+        raise ValueError(f"bernoulli_: p must be in [0, 1], got {p}")
+    return self.copy_(_C._rand(list(self.shape), _C.dtype.float64) < p)
+
+
+def _bernoulli(self, p=None):
+    """bernoulli(): 1 with probability self (elementwise), else 0; torch.bernoulli(input)."""
+    probs = self.detach() if p is None else p
+    return (_C._rand(list(self.shape), _C.dtype.float64) < probs).to(self.dtype)
+
+
+# ---------------------------------------------------------------- pickling
+def _rebuild(array, requires_grad, cls):
+    t = _C.from_numpy(array)
+    if cls is not Tensor:
+        return cls(t, requires_grad)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def _reduce_ex(self, protocol):
+    """Pickles the values and requires_grad, as torch does: .grad and history are
+    not kept (a non-leaf comes back as a leaf)."""
+    return (_rebuild, (np.array(self.detach().numpy(), copy=True), self.requires_grad,
+                       type(self)))
+
+
+Tensor.to = _to
+Tensor.cpu = _cpu
+Tensor.cuda = _cuda
+Tensor.device = property(lambda self: CPU, doc="Always device('cpu').")
+Tensor.is_cuda = property(lambda self: False)
+Tensor.is_cpu = property(lambda self: True)
+Tensor.type_as = _type_as
+Tensor.new_zeros = _new(lambda c, size, dt, dev, rg: c.zeros(size, dtype=dt, device=dev, requires_grad=rg))
+Tensor.new_ones = _new(lambda c, size, dt, dev, rg: c.ones(size, dtype=dt, device=dev, requires_grad=rg))
+Tensor.new_empty = _new(lambda c, size, dt, dev, rg: c.empty(size, dtype=dt, device=dev, requires_grad=rg))
+Tensor.new_full = _new_full
+Tensor.new_tensor = _new_tensor
+Tensor.uniform_ = _uniform_
+Tensor.normal_ = _normal_
+Tensor.bernoulli_ = _bernoulli_
+Tensor.bernoulli = _bernoulli
+Tensor.__reduce_ex__ = _reduce_ex
 Tensor.__deepcopy__ = _deepcopy
 Tensor.__repr__ = _repr
 Tensor.__str__ = _repr

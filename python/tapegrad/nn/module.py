@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _C, _compile
 from .._C import Tensor
+from .._device import as_device
 from .._grad_mode import no_grad
 from .parameter import Parameter
 
@@ -278,12 +279,35 @@ class Module:
                 with no_grad():
                     p.grad.zero_()
 
-    def to(self, dtype):
-        """Converts every floating parameter and buffer to `dtype` in place (as torch's .to(dtype)).
+    def to(self, *args, **kwargs):
+        """to(dtype), to(device), to(device, dtype), to(tensor), as torch's Module.to.
 
-        Parameters keep their identity (tied weights stay tied, optimizers stay valid).
+        Converts every floating parameter and buffer to the dtype in place;
+        parameters keep their identity (tied weights stay tied, optimizers stay
+        valid). The device must be the CPU (see tapegrad/_device.py).
         """
-        if not isinstance(dtype, _C.dtype) or not dtype.is_floating_point:
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"Module.to: unexpected keyword argument {next(iter(kwargs))!r}")
+        rest = list(args)
+        if rest and isinstance(rest[0], _C.Tensor):
+            dtype = rest.pop(0).dtype
+        elif rest and not isinstance(rest[0], _C.dtype):
+            device = rest.pop(0)
+        if rest and isinstance(rest[0], _C.dtype):
+            dtype = rest.pop(0)
+        if rest and isinstance(rest[0], bool):  # non_blocking
+            rest.pop(0)
+        if rest:
+            raise TypeError(f"Module.to: cannot interpret the arguments {args!r}; expected "
+                            "to(dtype), to(device), to(device, dtype) or to(tensor)")
+        if device is not None:
+            as_device(device, "Module.to")
+        if dtype is None:
+            return self
+        if not dtype.is_floating_point:
             raise TypeError(f"Module.to: expected a floating dtype, got {dtype!r}")
         with no_grad():
             for p in self.parameters():
@@ -296,6 +320,12 @@ class Module:
                     if b is not None and b.dtype.is_floating_point and b.dtype != dtype:
                         b.data = b.data.to(dtype)
         return self
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        as_device("cuda" if device is None else device, "Module.cuda")
 
     def float(self):
         return self.to(_C.dtype.float32)
