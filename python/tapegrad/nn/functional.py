@@ -486,13 +486,25 @@ def _zeros_like(x):
     return _C._zeros(list(x.shape), x.dtype)
 
 
-def silu(input):
+def _write_over(input, f):
+    """inplace=True for a composite activation: f(input) written over input. Under
+    autograd f runs on a recorded clone, so the write cannot invalidate a value f's
+    ops saved (see Note [In-place ops with autograd])."""
+    src = input.clone() if input.requires_grad and _C.is_grad_enabled() else input
+    return input.copy_(f(src))
+
+
+def silu(input, inplace=False):
     """x * sigmoid(x) (swish)."""
+    if inplace:
+        return _write_over(input, silu)
     return input * sigmoid(input)
 
 
-def elu(input, alpha=1.0):
+def elu(input, alpha=1.0, inplace=False):
     """x for x > 0, alpha (exp(x) - 1) otherwise."""
+    if inplace:
+        return _write_over(input, lambda x: elu(x, alpha))
     # exp only sees x <= 0, so the branch not taken cannot overflow into a NaN gradient.
     return _C.where(input > 0, input, alpha * (input.clamp(max=0.0).exp() - 1))
 
@@ -516,9 +528,9 @@ def logsigmoid(input):
     return -_C.binary_cross_entropy_with_logits(input, _ones_like(input), "none")
 
 
-def relu6(input):
+def relu6(input, inplace=False):
     """min(max(x, 0), 6)."""
-    return hardtanh(input, 0.0, 6.0)
+    return hardtanh(input, 0.0, 6.0, inplace)
 
 
 def softsign(input):
