@@ -1158,3 +1158,31 @@ def test_tensor_op_optimizers_reject_sparse_gradients_and_record_nothing(name):
     opt.step()
     assert w.is_leaf and w.grad_fn is None
     assert not np.array_equal(_np(w), before)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: tg.optim.Adam(ps, lr=0.1), lambda ps: tg.optim.Adagrad(ps, lr=0.1),
+    lambda ps: tg.optim.RMSprop(ps, lr=0.1), lambda ps: tg.optim.Adamax(ps),
+    lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.5),
+], ids=["Adam", "Adagrad", "RMSprop", "Adamax", "SGD"])
+def test_unpickling_an_older_layout_fills_missing_keys_and_step_tensors(make):
+    import pickle
+
+    w = tg.nn.Parameter(tg.ones(3))
+    opt = make([w])
+    (w * w).sum().backward()
+    opt.step()
+    state = opt.__getstate__()
+    group = state["param_groups"][0]
+    dropped = {k: group.pop(k) for k in type(opt)._GROUP_KEY_DEFAULTS}  # an older version's groups
+    had_step = "step" in state["state"][w]
+    if had_step:
+        state["state"][w]["step"] = 1  # older versions kept a Python number
+    old = type(opt).__new__(type(opt))
+    old.__setstate__(state)
+    assert {k: old.param_groups[0][k] for k in dropped} == type(opt)._GROUP_KEY_DEFAULTS
+    if had_step:
+        assert isinstance(old.state[w]["step"], tg.Tensor) and old.state[w]["step"].item() == 1
+    old.step()  # and it still steps
+    copy = pickle.loads(pickle.dumps(opt))
+    assert copy.param_groups[0]["lr"] == opt.param_groups[0]["lr"]

@@ -9,32 +9,13 @@ from .. import _C, _compile
 from .._C import Tensor
 from .._device import as_device
 from .._grad_mode import no_grad
+from ..utils.hooks import RemovableHandle
 from .parameter import Parameter
 
 
 class _IncompatibleKeys(NamedTuple):
     missing_keys: list
     unexpected_keys: list
-
-
-class RemovableHandle:
-    """Returned by the register_*_hook methods; remove() unregisters the hook."""
-
-    _next_id = 0
-
-    def __init__(self, hooks):
-        self._hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 class Module:

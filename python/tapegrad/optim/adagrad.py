@@ -64,17 +64,10 @@ class Adagrad(Optimizer):
         _check_nonneg("initial_accumulator_value", group["initial_accumulator_value"])
         _check_nonneg("epsilon", group["eps"])
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", None)
-            for p in group["params"]:
-                p_state = self.state.get(p, {})
-                if len(p_state) != 0 and "step" in p_state:
-                    _step_tensor(p_state)
+    _GROUP_KEY_DEFAULTS = {
+        "foreach": None, "maximize": False, "differentiable": False, "fused": None
+    }
+    _STEP_IS_TENSOR = True
 
     def _check_grad(self, group, p, grad):
         if _is_sparse(grad) and group["weight_decay"] != 0:

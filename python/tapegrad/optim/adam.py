@@ -5,7 +5,7 @@ from .._creation import tensor, zeros_like
 from .._C import Tensor
 from .optimizer import (
     Optimizer, _check_betas, _check_implementation_flags, _check_lr, _check_nonneg, _is_sparse,
-    _to_scalar,
+    _step_tensor, _to_scalar,
 )
 
 __all__ = ["Adam", "AdamW"]
@@ -14,14 +14,6 @@ __all__ = ["Adam", "AdamW"]
 def _new_step():
     # PyTorch keeps the step count in a float32 0-d tensor (_get_scalar_dtype()).
     return tensor(0.0)
-
-
-def _step_tensor(state):
-    """state['step'] as a tensor (a Python number from an older checkpoint is converted)."""
-    step = state["step"]
-    if not isinstance(step, Tensor):
-        step = state["step"] = tensor(float(step))
-    return step
 
 
 class Adam(Optimizer):
@@ -82,20 +74,11 @@ class Adam(Optimizer):
         _check_betas(group["betas"])
         _check_nonneg("weight_decay", group["weight_decay"])
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("amsgrad", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("fused", None)
-            for p in group["params"]:
-                p_state = self.state.get(p, {})
-                if len(p_state) != 0 and "step" in p_state:
-                    _step_tensor(p_state)
+    _GROUP_KEY_DEFAULTS = {
+        "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+        "differentiable": False, "decoupled_weight_decay": False, "fused": None
+    }
+    _STEP_IS_TENSOR = True
 
     def _check_grad(self, group, p, grad):
         if _is_sparse(grad):

@@ -22,17 +22,10 @@ __all__ = ["Adamax", "Adadelta"]
 class _TensorOpOptimizer(Optimizer):
     _STATE = ()  # names of the per-parameter buffers, created as zeros
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
-            for p in group["params"]:
-                p_state = self.state.get(p, {})
-                if len(p_state) != 0 and "step" in p_state:
-                    _step_tensor(p_state)
+    _GROUP_KEY_DEFAULTS = {
+        "foreach": None, "maximize": False, "differentiable": False, "capturable": False
+    }
+    _STEP_IS_TENSOR = True
 
     def _check_grad(self, group, p, grad):
         if _is_sparse(grad):

@@ -30,9 +30,10 @@ import functools
 import warnings
 from collections import OrderedDict, defaultdict
 
-from .. import _C, _compile
+from .. import _C, _compile, _creation
 from .._C import Tensor
 from .._grad_mode import enable_grad, no_grad
+from ..utils.hooks import RemovableHandle
 
 __all__ = ["Optimizer", "required"]
 
@@ -116,22 +117,12 @@ def _copy_value(value):
     return copy.deepcopy(value)
 
 
-class _RemovableHandle:
-    _next_id = 0
-
-    def __init__(self, hooks):
-        self._hooks = hooks
-        self.id = _RemovableHandle._next_id
-        _RemovableHandle._next_id += 1
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
+def _step_tensor(state):
+    """state['step'] as a tensor (a Python number from an older checkpoint is converted)."""
+    step = state["step"]
+    if not isinstance(step, Tensor):
+        step = state["step"] = _creation.tensor(float(step))
+    return step
 
 
 class Optimizer:
@@ -172,11 +163,25 @@ class Optimizer:
         return {"defaults": self.defaults, "state": self.state,
                 "param_groups": self.param_groups}
 
+    # Group keys that an optimizer pickled by an older version may lack, with
+    # the behaviour it had before the key existed; and whether the per-parameter
+    # 'step' is a tensor (older pickles hold a Python number).
+    _GROUP_KEY_DEFAULTS = {}
+    _STEP_IS_TENSOR = False
+
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._add_hook_tables()  # hooks are not pickled
         self._wrap_step()
         self.defaults.setdefault("differentiable", False)
+        for group in self.param_groups:
+            for key, value in self._GROUP_KEY_DEFAULTS.items():
+                group.setdefault(key, value)
+            if self._STEP_IS_TENSOR:
+                for p in group["params"]:
+                    p_state = self.state.get(p, {})
+                    if "step" in p_state:
+                        _step_tensor(p_state)
 
     _HOOK_TABLES = ("_step_pre_hooks", "_step_post_hooks", "_state_dict_pre_hooks",
                     "_state_dict_post_hooks", "_load_state_dict_pre_hooks",
@@ -253,7 +258,7 @@ class Optimizer:
 
     @staticmethod
     def _register(hooks, hook, prepend):
-        handle = _RemovableHandle(hooks)
+        handle = RemovableHandle(hooks)
         hooks[handle.id] = hook
         if prepend:
             hooks.move_to_end(handle.id, last=False)

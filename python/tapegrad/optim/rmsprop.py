@@ -62,19 +62,11 @@ class RMSprop(Optimizer):
         _check_nonneg("weight_decay", group["weight_decay"])
         _check_nonneg("alpha", group["alpha"])
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("momentum", 0)
-            group.setdefault("centered", False)
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
-            for p in group["params"]:
-                p_state = self.state.get(p, {})
-                if len(p_state) != 0 and "step" in p_state:
-                    _step_tensor(p_state)
+    _GROUP_KEY_DEFAULTS = {
+        "momentum": 0, "centered": False, "foreach": None, "maximize": False,
+        "differentiable": False, "capturable": False
+    }
+    _STEP_IS_TENSOR = True
 
     def _check_grad(self, group, p, grad):
         if _is_sparse(grad):

@@ -59,14 +59,10 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("nesterov", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", False)
+    _GROUP_KEY_DEFAULTS = {
+        "nesterov": False, "maximize": False, "foreach": None, "differentiable": False,
+        "fused": False
+    }
 
     def _check_grad(self, group, p, grad):
         if not _is_sparse(grad):
