@@ -110,12 +110,16 @@ def test_learning_rates_match_torch_epoch_by_epoch(case):
         assert s.last_epoch == ts.last_epoch == epoch + 1
 
 
-def test_cyclic_lr_cycles_adam_beta1_like_torch():
+@pytest.mark.parametrize("name,kw,steps", [
+    ("CyclicLR", dict(base_lr=0.001, max_lr=0.01, step_size_up=2, base_momentum=0.8,
+                      max_momentum=0.95), 9),
+    ("OneCycleLR", dict(max_lr=0.01, total_steps=20, base_momentum=0.8, max_momentum=0.95), 20),
+])
+def test_cycling_schedulers_cycle_adam_beta1_like_torch(name, kw, steps):
     torch = _torch()
     opt, topt = _ours("Adam"), _theirs(torch, "Adam")
-    kw = dict(base_lr=0.001, max_lr=0.01, step_size_up=2, base_momentum=0.8, max_momentum=0.95)
-    s, ts = sched.CyclicLR(opt, **kw), torch.optim.lr_scheduler.CyclicLR(topt, **kw)
-    for _ in range(9):
+    s, ts = getattr(sched, name)(opt, **kw), getattr(torch.optim.lr_scheduler, name)(topt, **kw)
+    for _ in range(steps):
         opt.step()
         topt.step()
         s.step()
@@ -420,21 +424,6 @@ def test_reduce_lr_on_plateau_errors():
 
 
 # ---------------------------------------------------------------- OneCycleLR, SequentialLR
-def test_one_cycle_lr_cycles_adam_beta1_like_torch():
-    torch = _torch()
-    opt, topt = _ours("Adam"), _theirs(torch, "Adam")
-    kw = dict(max_lr=0.01, total_steps=20, base_momentum=0.8, max_momentum=0.95)
-    s, ts = sched.OneCycleLR(opt, **kw), torch.optim.lr_scheduler.OneCycleLR(topt, **kw)
-    for _ in range(20):
-        opt.step()
-        topt.step()
-        s.step()
-        ts.step()
-        assert s.get_last_lr() == ts.get_last_lr()
-        assert [g["betas"] for g in opt.param_groups] == [g["betas"] for g in topt.param_groups]
-    assert opt.param_groups[0]["betas"][1] == 0.999
-
-
 def test_one_cycle_lr_errors_like_torch():
     torch = _torch()
     for lib, o in ((sched, _ours()), (torch.optim.lr_scheduler, _theirs(torch))):

@@ -16,40 +16,7 @@ import tapegrad.nn as nn
 import tapegrad.nn.functional as F
 from tapegrad.nn import init
 
-TORCH_REASON = "torch is not installed (CI installs torch==2.13.0)"
-
-
-def tgt(a, requires_grad=False):
-    return tg.tensor(np.array(a, copy=True), requires_grad=requires_grad)
-
-
-def tt(torch, a, requires_grad=False):
-    return torch.tensor(np.array(a, copy=True), requires_grad=requires_grad)
-
-
-def to_np(t):
-    return np.array(t.detach().numpy(), copy=True)
-
-
-def _compare(torch, tg_fn, torch_fn, inputs, dtype="float64"):
-    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-5, atol=2e-6)
-    xs = [tgt(np.asarray(a, dtype=dtype), True) for a in inputs]
-    ts = [tt(torch, np.asarray(a, dtype=dtype), True) for a in inputs]
-    yg, yt = tg_fn(*xs), torch_fn(*ts)
-    assert tuple(yg.shape) == tuple(yt.shape)
-    assert yg.dtype == getattr(tg, dtype)
-    np.testing.assert_allclose(to_np(yg), yt.detach().numpy(), **tol)
-    up = np.asarray(np.random.randn(*tuple(yt.shape)), dtype=dtype)
-    (yg * tgt(up)).sum().backward()
-    (yt * tt(torch, up)).sum().backward()
-    for x, t in zip(xs, ts):
-        np.testing.assert_allclose(to_np(x.grad), t.grad.numpy(), **tol)
-
-
-def _gradcheck(fn, inputs):
-    xs = tuple(tgt(np.asarray(a, dtype=np.float64), True) for a in inputs)
-    w = tgt(np.random.randn(*tuple(fn(*xs).shape)))
-    assert tg.gradcheck(lambda *a: (fn(*a) * w).sum(), xs) is True
+from _torch_compare import TORCH_REASON, _compare, _gradcheck, tgt, to_np, tt  # noqa: F401
 
 
 # ============================================================================
@@ -81,9 +48,9 @@ def _activation_input():
 def test_activation_modules_and_functions_match_torch(name, args, fname, kw, dtype):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
     x = _activation_input()
-    _compare(torch, getattr(nn, name)(*args), getattr(torch.nn, name)(*args), [x], dtype)
+    _compare(torch, getattr(nn, name)(*args), getattr(torch.nn, name)(*args), [x], dtype=dtype)
     _compare(torch, lambda a: getattr(F, fname)(a, **kw),
-             lambda a: getattr(torch.nn.functional, fname)(a, **kw), [x], dtype)
+             lambda a: getattr(torch.nn.functional, fname)(a, **kw), [x], dtype=dtype)
 
 
 @pytest.mark.parametrize("name,args,fname,kw", ACTIVATIONS, ids=IDS)
@@ -155,7 +122,7 @@ def test_pad_constant_matches_torch(pad, value, dtype):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
     x = np.random.randn(2, 3, 4)
     _compare(torch, lambda a: F.pad(a, pad, value=value),
-             lambda a: torch.nn.functional.pad(a, pad, value=value), [x], dtype)
+             lambda a: torch.nn.functional.pad(a, pad, value=value), [x], dtype=dtype)
 
 
 def test_pad_gradcheck_and_errors():
@@ -180,7 +147,7 @@ def test_normalize_matches_torch(p, dim, dtype):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
     x = np.random.randn(4, 5)
     _compare(torch, lambda a: F.normalize(a, p, dim), lambda a: torch.nn.functional.normalize(
-        a, p, dim), [x], dtype)
+        a, p, dim), [x], dtype=dtype)
 
 
 def test_normalize_zero_vector_has_zero_gradient_like_torch():
@@ -196,7 +163,7 @@ def test_cosine_similarity_matches_torch(shapes, dim, dtype):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
     a, b = (np.random.randn(*s) for s in shapes)
     _compare(torch, lambda x, y: F.cosine_similarity(x, y, dim),
-             lambda x, y: torch.nn.functional.cosine_similarity(x, y, dim), [a, b], dtype)
+             lambda x, y: torch.nn.functional.cosine_similarity(x, y, dim), [a, b], dtype=dtype)
 
 
 def test_cosine_similarity_small_norms_are_clamped_like_torch():
@@ -226,7 +193,7 @@ def test_layer_norm_matches_torch(shape, normalized, affine, dtype):
     inputs = [x] + ([np.random.randn(*normalized), np.random.randn(*normalized)] if affine else [])
     _compare(torch, lambda a, *wb: F.layer_norm(a, normalized, *wb, eps=1e-4),
              lambda a, *wb: torch.nn.functional.layer_norm(a, normalized, *wb, eps=1e-4),
-             inputs, dtype)
+             inputs, dtype=dtype)
 
 
 def test_layer_norm_gradcheck_and_errors():

@@ -11,6 +11,14 @@ from .optimizer import (
 __all__ = ["Adam", "AdamW"]
 
 
+def _check_adam_group(group):
+    """The hyperparameter checks Adam, AdamW and Adamax share."""
+    _check_lr(group["lr"])
+    _check_nonneg("epsilon", group["eps"])
+    _check_betas(group["betas"])
+    _check_nonneg("weight_decay", group["weight_decay"])
+
+
 def _new_step():
     # PyTorch keeps the step count in a float32 0-d tensor (_get_scalar_dtype()).
     return tensor(0.0)
@@ -69,10 +77,7 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        _check_lr(group["lr"])
-        _check_nonneg("epsilon", group["eps"])
-        _check_betas(group["betas"])
-        _check_nonneg("weight_decay", group["weight_decay"])
+        _check_adam_group(group)
 
     _GROUP_KEY_DEFAULTS = {
         "amsgrad": False, "maximize": False, "foreach": None, "capturable": False,

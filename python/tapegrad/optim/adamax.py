@@ -10,9 +10,9 @@ They cost a handful of kernel launches per parameter instead of one.
 from .._creation import zeros_like
 from .._C import maximum
 from .._grad_mode import no_grad
-from .adam import _new_step, _step_tensor
+from .adam import _check_adam_group, _new_step, _step_tensor
 from .optimizer import (
-    Optimizer, _check_betas, _check_implementation_flags, _check_lr, _check_nonneg, _is_sparse,
+    Optimizer, _check_implementation_flags, _check_lr, _check_nonneg, _is_sparse,
     _to_scalar,
 )
 
@@ -87,10 +87,7 @@ class Adamax(_TensorOpOptimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        _check_lr(group["lr"])
-        _check_nonneg("epsilon", group["eps"])
-        _check_betas(group["betas"])
-        _check_nonneg("weight_decay", group["weight_decay"])
+        _check_adam_group(group)
 
     def _update(self, group, p, grad, state, t):
         beta1, beta2 = (_to_scalar(b) for b in group["betas"])
