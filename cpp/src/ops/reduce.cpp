@@ -639,10 +639,6 @@ Tensor var(const Tensor& a, const std::vector<int64_t>& dims, double correction,
   return div(ss, Tensor::scalar(denom, ss.dtype()));
 }
 
-}  // namespace tg
-
-namespace tg {
-
 // ================================================================ cumsum / cumprod
 // Note [Scans]
 // Both run along `dim` of a dense copy viewed as [outer, n, inner], one pass
