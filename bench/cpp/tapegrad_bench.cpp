@@ -7,8 +7,12 @@
 // and exits non-zero when they do not.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#if defined(__linux__)
+#include <unistd.h>
+#endif
 
 #include "bench_common.h"
 #include "tapegrad/kernels.h"
@@ -102,9 +106,12 @@ struct Ner {
     for (Tensor* p : dense) p->set_grad(Tensor());
     E.set_grad(Tensor());  // also drops a row-sparse .grad
 
+    // The Linears as the fused linear op, which is what nn.Linear runs in
+    // Python (and LibTorch's Linear module is the peer): dW comes out in W's
+    // layout, where add(matmul(x, t(W)), b) would copy a transposed gradient.
     Tensor x = reshape(embedding(ids, E, std::nullopt, /*sparse=*/true), {ids.size(0), bench::kIn});
-    Tensor h = tanh(add(matmul(x, t(W1)), b1));
-    Tensor z = add(matmul(h, t(W2)), b2);
+    Tensor h = tanh(linear(x, W1, b1, Activation::None));
+    Tensor z = linear(h, W2, b2, Activation::None);
     Tensor loss = cross_entropy(z, y);
     loss.backward();
 
@@ -153,7 +160,27 @@ bool run_w2(const bench::Options& o, const bench::NerParams& p) {
 
 }  // namespace
 
+// The OpenBLAS worker spin the Python package sets (Note [OpenBLAS worker
+// spin] in python/tapegrad/__init__.py): OpenBLAS reads it once, when the
+// library loads, which for this binary is before main(), so the binary sets it
+// and runs itself again. Without it OpenBLAS's workers spin for ~0.1 s after
+// every GEMM and, on two threads on the 2-core machine, hold the second core
+// through the work between GEMMs, where the core's own pool worker needs it:
+// the batch-512 NER step ran ~1.5x faster with it (bench/cpp/README.md). A
+// value the user set is kept, so either setting can be measured.
+void use_tapegrad_blas_spin(char** argv) {
+#if defined(__linux__)
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+  setenv("OPENBLAS_THREAD_TIMEOUT", "16", 1);
+  execv("/proc/self/exe", argv);
+  // execv returned: run on with OpenBLAS's own spin (the info line says which).
+#else
+  (void)argv;
+#endif
+}
+
 int main(int argc, char** argv) {
+  use_tapegrad_blas_spin(argv);
   bench::Options o = bench::parse_args(argc, argv);
   try {
     tg::set_num_threads(o.threads);
@@ -164,6 +191,9 @@ int main(int argc, char** argv) {
         .num("threads", o.threads)
         .num("library_threads", tg::get_num_threads())
         .str("blas", tg::blas_name())
+        .str("openblas_thread_timeout", std::getenv("OPENBLAS_THREAD_TIMEOUT")
+                                            ? std::getenv("OPENBLAS_THREAD_TIMEOUT")
+                                            : "unset")
         .print();
     bool ok = true;
     if (bench::wants(o, "w1")) ok = run_w1(o) && ok;
