@@ -108,6 +108,12 @@ KNOWN_BUGS = {
     # cross_entropy, do) and 0 for the sum
     "multi_margin_empty_reduced": lambda op, x, leaves: op.startswith("multi_margin")
     and ("mean" in op or "sum" in op) and x.numel() == 0,
+    # NOT a tapegrad bug: torch's expand accepts a negative size for a new leading
+    # dimension when the result is empty and returns a tensor of that negative size
+    # (zeros(0).expand(-2, 0).shape == [-2, 0]); tapegrad raises ValueError, as torch does
+    # for a non-empty result
+    "expand_negative_new_dim_empty": lambda op, x, leaves: op.startswith("expand(")
+    and x.numel() == 0 and any(int(v) < -1 for v in op[len("expand("):-1].split(",") if v.strip()),
 }
 
 
@@ -718,6 +724,15 @@ def test_regression_rsub_bool_error_names_neg():
     implementation detail: rsub = neg + add), not naming the subtraction the user wrote."""
     with pytest.raises(TypeError, match="sub"):
         1.0 - tg.tensor([True])
+
+
+@pytest.mark.parametrize("n", [0, 3])
+def test_expand_negative_new_dim_raises_even_when_empty(n):
+    """torch returns a tensor of size [-2, 0] for zeros(0).expand(-2, 0) (and raises for a
+    non-empty one); tapegrad refuses a negative size at a new dimension either way, naming
+    the op and the size (the fuzzer's expand_negative_new_dim_empty entry)."""
+    with pytest.raises(ValueError, match=r"expand: size -2 at new leading dimension 0"):
+        tg.zeros(n).expand(-2, n)
 
 
 def test_zz_fuzz_count():
