@@ -32,7 +32,7 @@ namespace tg {
 #if defined(__GNUC__)
 #define TG_HAVE_VEC 1
 namespace {
-constexpr int kVecBytes = vec::kBytes;
+constexpr int kVecBytes = vec::kMathBytes;
 typedef float VF __attribute__((vector_size(kVecBytes)));
 typedef int32_t VI __attribute__((vector_size(kVecBytes)));
 typedef uint32_t VU __attribute__((vector_size(kVecBytes)));
