@@ -22,7 +22,8 @@ torch.set_num_interop_threads(1).
 
 Timing: warm-up (also compiles the JAX functions), a calibrated block of calls
 of about --block-s seconds per library, --repeats rounds with the libraries'
-order rotated each round; medians, IQR (min-max under 5 repeats), and ratios
+order rotated each round and a --settle-s pause after each block; medians,
+IQR (min-max under 5 repeats), and ratios
 as medians of per-round ratios. See bench/workloads/common.py.
 """
 
@@ -96,7 +97,7 @@ def worker(args):
 
     cfg = {"ner_batches": [int(b) for b in args.ner_batches.split(",")], "threads": n}
     measure = functools.partial(common.measure, repeats=args.repeats, block_s=args.block_s,
-                                warmup_s=args.warmup_s, log=log)
+                                warmup_s=args.warmup_s, log=log, settle_s=args.settle_s)
     from workloads import cpp, mlp, ner, overhead
     mods = {"w1": overhead, "w2": ner, "w3": mlp, "cpp-w1": cpp.w1, "cpp-w2": cpp.w2}
     out = {"info": info, "workloads": []}
@@ -256,6 +257,10 @@ def main(argv=None):
                    help="seconds per timed block (default 0.25; 0.04 with --quick)")
     p.add_argument("--warmup-s", type=float, default=None,
                    help="minimum warm-up seconds per library (default 0.3; 0.05 with --quick)")
+    p.add_argument("--settle-s", type=float, default=None,
+                   help="pause after each timed block, so that one library's spinning "
+                        "worker threads never run into the next one's block (default 0.15; "
+                        "0 with --quick)")
     p.add_argument("--ner-batches", default="1,32,512")
     p.add_argument("--worker-threads", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
@@ -270,6 +275,8 @@ def main(argv=None):
         args.block_s = 0.04 if args.quick else 0.25
     if args.warmup_s is None:
         args.warmup_s = 0.05 if args.quick else 0.3
+    if args.settle_s is None:
+        args.settle_s = 0.0 if args.quick else 0.15
 
     if args.worker_threads is not None:
         return worker(args)
@@ -283,6 +290,7 @@ def main(argv=None):
             cmd = [sys.executable, os.path.abspath(__file__), "--worker-threads", str(n),
                    "--worker-out", out_path, "--repeats", str(args.repeats),
                    "--block-s", str(args.block_s), "--warmup-s", str(args.warmup_s),
+                   "--settle-s", str(args.settle_s),
                    "--only", ",".join(args.only), "--ner-batches", args.ner_batches]
             rc = subprocess.call(cmd, env=thread_env(n))
             if rc != 0 or not os.path.exists(out_path):
@@ -304,7 +312,10 @@ def main(argv=None):
             f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '16 (tapegrad default)')}, "
             "see Note [OpenBLAS worker spin])",
             f"- timing: {args.repeats} rounds of ~{args.block_s}s blocks per library, order "
-            "rotated each round, after warm-up; median and spread of the per-call time; "
+            "rotated each round, "
+            + (f"a {args.settle_s}s pause after each block (other libraries' spinning BLAS "
+               "threads never run into a block), " if args.settle_s > 0 else "no pause between blocks, ")
+            + "after warm-up; median and spread of the per-call time; "
             "'time vs tapegrad' = median per-round ratio of the library's time to tapegrad's "
             "(> 1: slower than tapegrad); 'BLAS floor / time' = share of the step's time the "
             "GEMMs alone would take (100% = at the floor)",

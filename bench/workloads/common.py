@@ -8,6 +8,15 @@ Timing protocol (used by every workload):
 * ``repeats`` rounds follow; in each round every case times one block, and the
   order of the cases rotates from round to round, so that a burst of noise
   from other processes on the machine lands on all libraries alike;
+* after every block the harness sleeps ``settle_s`` seconds (default 0.15)
+  before the next library's block starts: NumPy's OpenBLAS keeps its worker
+  threads spinning for ~0.1 s after each call (2^28 cycles, OpenBLAS's
+  default), and on the 2-core machine with 2 threads that spin took the second
+  core from whichever library came next: a tapegrad NER step (batch 512) timed
+  right after a block of NumPy GEMMs ran ~35% slower than after a 0.15 s pause
+  (8 interleaved rounds: 1,105 vs 815 us median), and the BLAS floor, which
+  followed NumPy in the rotation, was slowed the same way. Every library now
+  starts its block on a quiet machine;
 * a sample is the block's wall time divided by its number of calls; a result
   is the median of the samples, with the interquartile range (min-max when
   there are fewer than 5 samples), and ratios between libraries are medians
@@ -53,7 +62,7 @@ def lib(name):
     return got
 
 
-def measure(cases, repeats, block_s, warmup_s, log=None):
+def measure(cases, repeats, block_s, warmup_s, log=None, settle_s=0.15):
     """cases: list of (name, fn or Unavailable/str). Returns {name: [s per call] or str}."""
     results, live = {}, []
     for name, fn in cases:
@@ -90,6 +99,7 @@ def measure(cases, repeats, block_s, warmup_s, log=None):
             for _ in range(inner):
                 fn()
             results[name].append((time.perf_counter() - t0) / inner)
+            time.sleep(settle_s)
     return results
 
 
