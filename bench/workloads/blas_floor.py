@@ -51,8 +51,16 @@ def openblas32():
     return _blas
 
 
+_threads = None  # OpenBLAS's thread count for the ctypes calls (None: leave it as it is)
+
+
 def set_threads(n):
-    openblas32().scipy_openblas_set_num_threads(int(n))
+    """The thread count the ctypes floor runs OpenBLAS with. tapegrad keeps the shared
+    library at one thread once tg.set_num_threads is called (it threads its GEMMs itself),
+    so the ctypes floor sets its count around its own calls and restores it after."""
+    global _threads
+    openblas32()  # fails here, not in the floor, when the library cannot be loaded
+    _threads = int(n)
 
 
 def linear_gemms(batch, fan_in, fan_out, need_input_grad=True):
@@ -96,9 +104,15 @@ def _ctypes_floor(layers):
             calls.append((ROW_MAJOR, ta, tb, M, N, K, 1.0, A.ctypes.data, A.shape[1],
                           B.ctypes.data, B.shape[1], 0.0, C.ctypes.data, N))
 
+    get_n, set_n = lib.scipy_openblas_get_num_threads, lib.scipy_openblas_set_num_threads
+
     def run():
+        prev = get_n()
+        if _threads is not None:
+            set_n(_threads)
         for c in calls:
             sgemm(*c)
+        set_n(prev)
     run._keep = keep
     return run
 
