@@ -16,9 +16,10 @@ subprocess gets OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = n
 (NumPy's bundled OpenBLAS, and any OpenMP runtime), and for n = 1
 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 (single-threaded Eigen matmuls in XLA:CPU; for n > 1 XLA keeps its default,
-which uses all cores); inside it calls tg.set_num_threads(n) (tapegrad's
-OpenBLAS, which the ctypes BLAS floor shares), torch.set_num_threads(n) and
-torch.set_num_interop_threads(1).
+which uses all cores); inside it calls tg.set_num_threads(n) (the core's
+threads, which also run tapegrad's GEMMs in blocks on its OpenBLAS), torch's
+set_num_threads(n) and set_num_interop_threads(1); the ctypes BLAS floor runs
+the same OpenBLAS with n threads of its own.
 
 Timing: warm-up (also compiles the JAX functions), a calibrated block of calls
 of about --block-s seconds per library, --repeats rounds with the libraries'

@@ -238,7 +238,70 @@ def _default_is_one_core_thread():
     assert tg._C._parallel_debug()[0] == 0
 
 
+def _openblas():
+    """tapegrad's scipy-openblas32 through ctypes (the same loaded copy), or None."""
+    import ctypes
+    try:
+        import scipy_openblas32
+    except ImportError:
+        return None
+    d = scipy_openblas32.get_lib_dir()
+    names = sorted(f for f in os.listdir(d) if f.startswith("libscipy_openblas") and ".so" in f)
+    return ctypes.CDLL(os.path.join(d, names[0])) if names else None
+
+
+# (m, n, k, transpose a, transpose b): m >= n splits rows of C, n > m its columns; all
+# above the split threshold (2^19 multiply-adds), some with odd sizes
+SPLIT_PRODUCTS = [(512, 100, 250, False, True), (100, 250, 512, True, False),
+                  (512, 250, 100, False, False), (37, 301, 97, True, True),
+                  (301, 37, 97, False, True), (129, 130, 131, True, False)]
+
+
+def _gemms_split_across_the_pool():
+    """Note [GEMMs on the core's threads]: with n > 1 threads a large product runs as
+    blocks on the core's pool, OpenBLAS single-threaded; the values are the product's."""
+    lib = _openblas()
+    if lib is None or "openblas" not in tg._C._blas_name().lower():
+        return  # a system BLAS keeps its own threads: nothing is split
+    rng = np.random.default_rng(3)
+    for n_threads in (2, 3):
+        tg.set_num_threads(n_threads)
+        assert lib.scipy_openblas_get_num_threads() == 1
+        for m, n, k, ta, tb in SPLIT_PRODUCTS:
+            for dt, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
+                # operands as views into wider buffers: leading dimensions above their widths
+                A = rng.standard_normal((k, m + 3) if ta else (m, k + 3)).astype(dt)
+                B = rng.standard_normal((n, k + 5) if tb else (k, n + 5)).astype(dt)
+                a = tg.tensor(A)[:, :m].t() if ta else tg.tensor(A)[:, :k]
+                b = tg.tensor(B)[:, :k].t() if tb else tg.tensor(B)[:, :n]
+                a.requires_grad_(True)
+                b.requires_grad_(True)
+                before = tg._C._parallel_debug()[0]
+                c = a @ b
+                regions, threads = tg._C._parallel_debug()
+                blocks = max(m, n) // 16
+                assert regions > before and threads == min(n_threads, blocks), (m, n, k, threads)
+                an, bn = a.detach().numpy().astype(np.float64), b.detach().numpy().astype(np.float64)
+                want = an @ bn
+                scale = np.sqrt(k) * np.abs(want).max()
+                assert np.abs(c.detach().numpy() - want).max() <= tol * scale, (m, n, k, ta, tb, dt)
+                g = rng.standard_normal((m, n)).astype(dt)
+                c.backward(tg.tensor(g))  # dA = g B^T, dB = A^T g: split products too
+                np.testing.assert_allclose(a.grad.numpy(), g @ bn.T, rtol=0, atol=tol * scale)
+                np.testing.assert_allclose(b.grad.numpy(), an.T @ g, rtol=0, atol=tol * scale)
+    # Another user of the same library raises OpenBLAS's count: the next split puts it back
+    # (two pools over two threads each would oversubscribe the cores).
+    lib.scipy_openblas_set_num_threads(2)
+    tg.randn(512, 250) @ tg.randn(250, 100)
+    assert lib.scipy_openblas_get_num_threads() == 1
+    tg.set_num_threads(1)
+    before = tg._C._parallel_debug()[0]
+    tg.randn(512, 250) @ tg.randn(250, 100)
+    assert tg._C._parallel_debug()[0] == before  # one thread: never the pool
+
+
 test_results_identical_across_thread_counts = isolated(_results_identical_across_thread_counts)
+test_gemms_split_across_the_pool = isolated(_gemms_split_across_the_pool)
 test_large_kernel_runs_on_two_threads = isolated(_large_kernel_runs_on_two_threads)
 test_small_tensors_stay_on_the_calling_thread = isolated(_small_tensors_stay_on_the_calling_thread)
 test_default_is_one_core_thread = isolated(_default_is_one_core_thread)

@@ -181,7 +181,7 @@ def check(n_steps=3, batch=8):
 
 def run(cfg, measure, log):
     p = init_params()
-    groups = []
+    groups, choices = [], []
     for batch in cfg["ner_batches"]:
         batches = make_batches(batch)
         cases = []
@@ -194,10 +194,12 @@ def run(cfg, measure, log):
         cases.append((FLOOR, floor))
         log(f"  w2 batch {batch}")
         groups.append({"config": f"batch {batch}", "results": measure(cases)})
+        choices.append(f"batch {batch}: {floor.choice}")
     return {"id": "w2", "title": "Workload 2: window NER training step "
                                  "(20k x 50 embeddings, 250 -> 100 -> 5, SGD + sparse rows)",
             "unit": "steps/s", "per_call": 1, "groups": groups, "floor_how": floor.how,
             "libraries": list(BUILDERS), "replay_row": "tapegrad tg.compile",
             "note": f"BLAS floor: the {floor.n_gemms} GEMMs of the two Linears "
-                    f"(forward x@W^T, dW = dy^T@x, dx = dy@W) alone, {floor.how}.",
+                    f"(forward x@W^T, dW = dy^T@x, dx = dy@W) alone, {floor.how} "
+                    f"({'; '.join(choices)}).",
             "check": check()}

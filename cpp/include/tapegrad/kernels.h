@@ -398,7 +398,7 @@ bool small_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, dou
                 const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
                 double* c, int64_t ldc);
 
-void set_num_threads(int n);  // BLAS and the core's own loops
+void set_num_threads(int n);  // the core's loops and GEMM splits (OpenBLAS then runs 1 thread)
 int get_num_threads();        // as set, or BLAS's default until set
 int core_num_threads();       // the core's loops: as set, or 1 until set
 const char* blas_name();

@@ -4,6 +4,7 @@
 // The default BLAS is the scipy-openblas32 wheel, whose symbols carry a
 // `scipy_` prefix (scipy_cblas_sgemm). CMake passes TG_BLAS_PREFIX (empty for
 // a system BLAS) and TG_BLAS_OPENBLAS when openblas_set_num_threads exists.
+#include <algorithm>
 #include <climits>
 
 #include <cblas.h>
@@ -42,6 +43,38 @@ static int check_int(int64_t v, const char* what) {
 // written directly rather than cleared and then accumulated by GER. Products
 // with another dimension of at most kSmallGemmDim go to the core's own kernels
 // (Note [Small-dimension products] in small_gemm.cpp).
+//
+// Note [GEMMs on the core's threads]
+// With tg.set_num_threads(n > 1), OpenBLAS runs single-threaded and a product
+// of at least kGemmSplitMacs multiply-adds is split across the core's own
+// pool instead (Note [Core threads] in parallel.cpp): the longer of C's two
+// dimensions into n contiguous blocks of rows (or columns), one OpenBLAS call
+// each. Why not OpenBLAS's threads: a step interleaves GEMMs with the core's
+// kernels (bias, tanh, gathers, optimizer updates), and two pools then take
+// turns at the second core. OpenBLAS's workers spin after each GEMM while the
+// core's worker wants to run the next kernel, and the core's worker has gone
+// to sleep by the next GEMM, so every hand-over waits for a wake-up or a
+// time slice. With one pool the same worker runs both and stays warm. On
+// the 2-core dev box (Zen 4 VM), 2 threads, interleaved A/B runs, the C++ NER
+// step went 1,400 -> 1,710 steps/s at batch 512 and 11,600 -> 17,900 at
+// batch 32; the Python MLP step (784-1024-1024-10, batch 256) stayed at 61.
+// Values: each element is still one OpenBLAS dot product over all of k, but
+// OpenBLAS picks its kernel by the block's size, so the last bits may differ
+// between thread counts, as they did with OpenBLAS's threads (README,
+// Determinism). OpenBLAS's own threads would split both dimensions,
+// which scales better to many cores than these 1-D blocks; here the blocks
+// are at least 16 rows or columns, so a product only takes as many threads
+// as it has such blocks. Other BLAS libraries keep their own threading: the
+// split needs openblas_set_num_threads to keep OpenBLAS single-threaded, and
+// it checks that setting before each split (another user of the same
+// library may have changed it).
+// kGemmSplitMacs: 2^19 (~5 us on one core) keeps a 64^3 product inline, where a
+// worker's wake-up could cost more than the split saves, and splits the NER
+// step's batch-32 products (800K): 15.2k -> 16.3k steps/s there against a
+// threshold of 2^20 (C++, 2 threads, 3 interleaved runs).
+#ifdef TG_BLAS_OPENBLAS
+constexpr int64_t kGemmSplitMacs = 1 << 19;
+#endif
 template <class T>
 struct Blas;
 template <>
@@ -107,9 +140,28 @@ static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
     return;
   }
   if (small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
-  Blas<T>::gemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, a, LDA, b, LDB, beta, c,
-                LDC);
+  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+#ifdef TG_BLAS_OPENBLAS
+  const int nt = core_num_threads();
+  if (nt > 1 && m * n * k >= kGemmSplitMacs && std::max(m, n) >= 32) {
+    if (TG_BLAS(openblas_get_num_threads)() != 1) TG_BLAS(openblas_set_num_threads)(1);
+    if (m >= n) {  // rows of C (and of op(A)) per piece
+      parallel_for(m, std::max<int64_t>(16, m / nt), [&](int64_t lo, int64_t hi) {
+        const T* ap = trans_a ? a + lo : a + lo * lda;
+        Blas<T>::gemm(CblasRowMajor, ta, tb, (int)(hi - lo), N, K, alpha, ap, LDA, b, LDB, beta,
+                      c + lo * ldc, LDC);
+      }, 16);
+    } else {  // columns of C (and of op(B)) per piece
+      parallel_for(n, std::max<int64_t>(16, n / nt), [&](int64_t lo, int64_t hi) {
+        const T* bp = trans_b ? b + lo * ldb : b + lo;
+        Blas<T>::gemm(CblasRowMajor, ta, tb, M, (int)(hi - lo), K, alpha, a, LDA, bp, LDB, beta,
+                      c + lo, LDC);
+      }, 16);
+    }
+    return;
+  }
+#endif
+  Blas<T>::gemm(CblasRowMajor, ta, tb, M, N, K, alpha, a, LDA, b, LDB, beta, c, LDC);
 }
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -130,7 +182,8 @@ void set_num_threads(int n) {
   TG_CHECK(n >= 1, ValueError, "set_num_threads: expected a positive number, got ", n);
   g_num_threads = n;
 #ifdef TG_BLAS_OPENBLAS
-  TG_BLAS(openblas_set_num_threads)(n);
+  // The core's pool runs the threads of a GEMM (Note [GEMMs on the core's threads]).
+  TG_BLAS(openblas_set_num_threads)(1);
 #endif
 }
 

@@ -1,8 +1,10 @@
 // The core's own thread pool: parallel_for (kernels.h) over large elementwise
-// and reduction kernels.
+// and reduction kernels, and the blocks of large GEMMs.
 //
 // Note [Core threads]
-// tg.set_num_threads(n) sets both OpenBLAS's threads and the core's: kernels
+// tg.set_num_threads(n) sets the core's threads, which also run large GEMMs
+// in blocks while OpenBLAS runs one thread (Note [GEMMs on the core's
+// threads] in blas.cpp): kernels
 // over at least 2 * grain elements split into up to n contiguous pieces, one
 // per thread, the caller running the first. Below that a kernel runs inline
 // and pays one compare, so small tensors are never slower. Until
