@@ -143,21 +143,18 @@ static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
   const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
 #ifdef TG_BLAS_OPENBLAS
   const int nt = core_num_threads();
-  if (nt > 1 && m * n * k >= kGemmSplitMacs && std::max(m, n) >= 32) {
+  if (nt > 1 && m * n * k >= kGemmSplitMacs) {
     if (TG_BLAS(openblas_get_num_threads)() != 1) TG_BLAS(openblas_set_num_threads)(1);
-    if (m >= n) {  // rows of C (and of op(A)) per piece
-      parallel_for(m, std::max<int64_t>(16, m / nt), [&](int64_t lo, int64_t hi) {
-        const T* ap = trans_a ? a + lo : a + lo * lda;
-        Blas<T>::gemm(CblasRowMajor, ta, tb, (int)(hi - lo), N, K, alpha, ap, LDA, b, LDB, beta,
-                      c + lo * ldc, LDC);
-      }, 16);
-    } else {  // columns of C (and of op(B)) per piece
-      parallel_for(n, std::max<int64_t>(16, n / nt), [&](int64_t lo, int64_t hi) {
-        const T* bp = trans_b ? b + lo * ldb : b + lo;
-        Blas<T>::gemm(CblasRowMajor, ta, tb, M, (int)(hi - lo), K, alpha, a, LDA, bp, LDB, beta,
-                      c + lo, LDC);
-      }, 16);
-    }
+    // Blocks of rows of C (and of op(A)), or of its columns (and of op(B)).
+    const bool by_rows = m >= n;
+    const int64_t len = by_rows ? m : n;
+    parallel_for(len, std::max<int64_t>(16, len / nt), [&](int64_t lo, int64_t hi) {
+      const T* ap = by_rows ? (trans_a ? a + lo : a + lo * lda) : a;
+      const T* bp = by_rows ? b : (trans_b ? b + lo * ldb : b + lo);
+      const int rows = by_rows ? (int)(hi - lo) : M, cols = by_rows ? N : (int)(hi - lo);
+      Blas<T>::gemm(CblasRowMajor, ta, tb, rows, cols, K, alpha, ap, LDA, bp, LDB, beta,
+                    c + (by_rows ? lo * ldc : lo), LDC);
+    }, 16);
     return;
   }
 #endif
