@@ -182,5 +182,5 @@ def run(cfg, measure, log):
             "groups": [{"config": f"batch {BATCH}", "results": measure(cases)}],
             "note": f"BLAS floor: the {floor.n_gemms} GEMMs the step needs (forward and dW of "
                     f"every Linear, dx of the 2nd and 3rd; the input batch needs no gradient), "
-                    f"{floor.how} ({floor.choice}).",
+                    f"{floor.how} ({cfg['threads']} thread(s): {floor.choice}).",
             "check": check()}

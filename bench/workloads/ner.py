@@ -201,5 +201,5 @@ def run(cfg, measure, log):
             "libraries": list(BUILDERS), "replay_row": "tapegrad tg.compile",
             "note": f"BLAS floor: the {floor.n_gemms} GEMMs of the two Linears "
                     f"(forward x@W^T, dW = dy^T@x, dx = dy@W) alone, {floor.how} "
-                    f"({'; '.join(choices)}).",
+                    f"({cfg['threads']} thread(s): {'; '.join(choices)}).",
             "check": check()}
