@@ -13,13 +13,12 @@ is whichever is faster (timed when the floor is built, alternating, median of
   tapegrad's GEMM dispatch, which on more than one thread splits a product
   across the core's pool with OpenBLAS single-threaded (Note [GEMMs on the
   core's threads] in cpp/src/kernels/blas.cpp), and sends products with a
-  dimension of at most 8 to its own kernels. On two threads this is the faster
-  way for the NER step's products, so a floor of ctypes calls alone would
-  flatter tapegrad's share of it.
+  dimension of at most 6 (the NER output layer's) to its own kernels. For the
+  NER step this is the faster way on one thread too (those small products),
+  and clearly on two, so a floor of ctypes calls alone would flatter
+  tapegrad's share of it.
 
-With one thread both run the same OpenBLAS kernels and the ctypes calls, with
-no per-call framework work, win. If the wheel cannot be loaded through ctypes
-only the tapegrad matmuls are used.
+If the wheel cannot be loaded through ctypes only the tapegrad matmuls are used.
 """
 
 import ctypes
@@ -158,12 +157,11 @@ def make_floor(layers):
         for _ in range(5):
             t_c.append(_block_time(via_ctypes))
             t_tg.append(_block_time(via_tg))
-        c, g = statistics.median(t_c), statistics.median(t_tg)
-        run = via_ctypes if c <= g else via_tg
-        run.choice = (f"ctypes sgemm calls, {c * 1e6:.0f} us vs {g * 1e6:.0f} us as tapegrad matmuls"
-                      if c <= g else
-                      f"tapegrad matmuls, {g * 1e6:.0f} us vs {c * 1e6:.0f} us as ctypes sgemm calls")
-    run.n_gemms = via_tg.n_gemms
+        (t_win, win, run), (t_lose, lose, _) = sorted(
+            [(statistics.median(t_c), "ctypes sgemm calls", via_ctypes),
+             (statistics.median(t_tg), "tapegrad matmuls", via_tg)], key=lambda r: r[0])
+        run.choice = f"{win}, {t_win * 1e6:.0f} us vs {t_lose * 1e6:.0f} us as {lose}"
+        run.n_gemms = via_tg.n_gemms
     run.how = ("the faster of one scipy_cblas_sgemm call per GEMM via ctypes (OpenBLAS's threads) "
                "and the same products as tapegrad no_grad matmuls (its dispatch: on 2+ threads "
                "split across the core's pool), timed when built")
