@@ -209,6 +209,56 @@ def _small_tensors_stay_on_the_calling_thread():
     assert tg._C._parallel_debug()[0] == before
 
 
+def _sparse_sgd_sequential(w, ids, vals, lr):
+    """SGD's uncoalesced sparse update by hand: one row at a time, in order."""
+    w = w.copy()
+    for k, r in enumerate(ids):
+        w[r] = w[r] - lr * vals[k]
+    return w
+
+
+def _sparse_sgd_rows_repeated_in_every_piece():
+    """The sparse SGD update splits the gradient's rows into pieces (Note [Sparse SGD
+    across threads]): rows that occur in several pieces, even in all of them, still
+    get every update, in order, by one thread, so the result has the bits of one
+    thread; and tables of different sizes updated in turn share the owner scratch."""
+    rng = np.random.default_rng(5)
+    tables = {"small": (40, 64), "large": (20_000, 50)}
+    init = {k: rng.standard_normal(s).astype(np.float32) for k, s in tables.items()}
+    steps = []
+    for i in range(6):
+        name = "small" if i % 2 else "large"
+        rows, dim = tables[name]
+        ids = rng.integers(0, rows, 3000)
+        ids[::5] = ids[0]  # one row in every piece, many times
+        ids[1::97] = ids[1]
+        steps.append((name, ids, rng.standard_normal((3000, dim)).astype(np.float32)))
+    results = {}
+    for n in (1, 2, 3, 4):
+        tg.set_num_threads(n)
+        ws = {k: tg.tensor(v, requires_grad=True) for k, v in init.items()}
+        opts = {k: tg.optim.SGD([w], lr=0.1) for k, w in ws.items()}
+        for name, ids, vals in steps:
+            w = ws[name]
+            before = tg._C._parallel_debug()[0]
+            (tg.nn.functional.embedding(tg.tensor(ids), w, sparse=True) * tg.tensor(vals)).sum().backward()
+            opts[name].step()
+            w.grad = None
+            regions, threads = tg._C._parallel_debug()
+            if n > 1:  # the gather and the update both split
+                assert regions == before + 2 and threads == n, (n, name, regions - before, threads)
+        results[n] = {k: w.detach().numpy().copy() for k, w in ws.items()}
+    for n in (2, 3, 4):
+        for k in tables:
+            np.testing.assert_array_equal(results[n][k], results[1][k], err_msg=f"{k}, {n} threads")
+    for k in tables:  # and it is the update: float64 by hand, in order
+        want = init[k].astype(np.float64)
+        for name, ids, vals in steps:
+            if name == k:
+                want = _sparse_sgd_sequential(want, ids, vals.astype(np.float64), 0.1)
+        np.testing.assert_allclose(results[1][k], want, rtol=1e-5, atol=1e-5, err_msg=k)
+
+
 def test_set_num_threads_rejects_nonpositive():
     with pytest.raises(ValueError, match="set_num_threads"):
         tg.set_num_threads(0)
@@ -302,6 +352,7 @@ def _gemms_split_across_the_pool():
 
 test_results_identical_across_thread_counts = isolated(_results_identical_across_thread_counts)
 test_gemms_split_across_the_pool = isolated(_gemms_split_across_the_pool)
+test_sparse_sgd_rows_repeated_in_every_piece = isolated(_sparse_sgd_rows_repeated_in_every_piece)
 test_large_kernel_runs_on_two_threads = isolated(_large_kernel_runs_on_two_threads)
 test_small_tensors_stay_on_the_calling_thread = isolated(_small_tensors_stay_on_the_calling_thread)
 test_default_is_one_core_thread = isolated(_default_is_one_core_thread)
