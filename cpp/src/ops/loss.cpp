@@ -125,12 +125,20 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
       ep = shifted.data<T>();
       for (int64_t o = 0; o < sp.outer; o++) {
         const T* row = xp + o * C;
-        T mx = max_run(row, C);
+        // max_run's answer, inline: at a few classes the call cost more than the row.
+        T mx = row[0];
+        bool nan = mx != mx;
+        for (int64_t c = 1; c < C; c++) {
+          nan |= row[c] != row[c];
+          mx = row[c] > mx ? row[c] : mx;
+        }
+        if (nan) mx = std::numeric_limits<T>::quiet_NaN();
         mp[o] = mx;
         for (int64_t c = 0; c < C; c++) ep[o * C + c] = row[c] - mx;
       }
       exp_inplace(ep, sp.outer * C);
     }
+    double sum = 0;  // in a register, not through the captured `total`
     for (int64_t o = 0; o < sp.outer; o++)
       for (int64_t i = 0; i < inner; i++) {
         int64_t k = o * inner + i;
@@ -147,7 +155,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
           lp[k] = (T)ls;
           T loss = (T)((double)(mp[k] - xp[o * C + tp[k]]) + ls);
           if (pp) pp[k] = loss;
-          total += (double)loss;
+          sum += (double)loss;
           continue;
         }
         const T* row = xp + o * C * inner + i;  // row[c * inner]
@@ -170,8 +178,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
         lp[k] = (T)ls;
         T loss = (T)((double)(mx - row[tp[k] * inner]) + ls);
         if (pp) pp[k] = loss;
-        total += (double)loss;
+        sum += (double)loss;
       }
+    total = sum;
   });
   Tensor out = reduce_loss(per, total, reduction, l.count, dt);
   if (auto r = record(OpId::CrossEntropy, logits, target)) {
