@@ -300,11 +300,13 @@ def _openblas():
     return ctypes.CDLL(os.path.join(d, names[0])) if names else None
 
 
-# (m, n, k, transpose a, transpose b): m >= n splits rows of C, n > m its columns; all
-# above the split threshold (2^19 multiply-adds), some with odd sizes
+# (m, n, k, transpose a, transpose b): m >= n splits rows of C, n > m its columns, and
+# k > max(m, n) splits k (partial products added in order); all above the split
+# threshold (2^19 multiply-adds), some with odd sizes
 SPLIT_PRODUCTS = [(512, 100, 250, False, True), (100, 250, 512, True, False),
                   (512, 250, 100, False, False), (37, 301, 97, True, True),
-                  (301, 37, 97, False, True), (129, 130, 131, True, False)]
+                  (301, 37, 97, False, True), (129, 130, 131, True, False),
+                  (37, 41, 1001, True, False), (60, 30, 777, False, True)]
 
 
 def _gemms_split_across_the_pool():
@@ -329,7 +331,7 @@ def _gemms_split_across_the_pool():
                 before = tg._C._parallel_debug()[0]
                 c = a @ b
                 regions, threads = tg._C._parallel_debug()
-                blocks = max(m, n) // 16
+                blocks = (k if k > max(m, n) else max(m, n)) // 16
                 assert regions > before and threads == min(n_threads, blocks), (m, n, k, threads)
                 an, bn = a.detach().numpy().astype(np.float64), b.detach().numpy().astype(np.float64)
                 want = an @ bn

@@ -68,6 +68,20 @@ static int check_int(int64_t v, const char* what) {
 // split needs openblas_set_num_threads to keep OpenBLAS single-threaded, and
 // it checks that setting before each split (another user of the same
 // library may have changed it).
+// When k is longer than both of C's dimensions (a weight's gradient dY^T X
+// over a batch larger than the layer), the blocks are of k instead: block j
+// multiplies rows [k_j, k_j+1) of the batch into a private partial, block 0
+// straight into C, and the partials are added to C in order afterwards. The
+// batch's rows were written by kernels split the same way (the gather, the
+// row-split forward GEMM and dx), so each thread reads only the rows its own
+// core wrote, where blocks of C's columns had every thread read every row:
+// the NER step's first-layer input ended up in both cores' caches, and the
+// next write into that buffer waited for the other core to drop its copy. The
+// batch-512 NER step ran 2-4% faster on two threads (interleaved A/B in one
+// process, 4 runs of 21 paired rounds); the product alone is the same within
+// noise. Sums of partials round like OpenBLAS's own blocking of k, which at
+// these sizes adds the same blocks in the same order (the NER product's bits
+// did not change), but in general the last bits may differ.
 // kGemmSplitMacs: 2^19 (~5 us on one core) keeps a 64^3 product inline, where a
 // worker's wake-up could cost more than the split saves, and splits the NER
 // step's batch-32 products (800K): 15.2k -> 16.3k steps/s there against a
@@ -95,6 +109,41 @@ static void clear_or_scale(T* c, int64_t m, int64_t n, int64_t ldc, T beta) {
   for (int64_t i = 0; i < m; i++)
     for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == T(0) ? T(0) : c[i * ldc + j] * beta;
 }
+
+#ifdef TG_BLAS_OPENBLAS
+// C = alpha op(A) op(B) + beta C in blocks of k on the pool (Note [GEMMs on the
+// core's threads]); the blocks are at least 16 long, aligned to 16.
+template <class T>
+static void gemm_k_blocks(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n,
+                          int64_t k, T alpha, const T* a, int64_t lda, const T* b, int64_t ldb,
+                          T beta, T* c, int64_t ldc, int nt) {
+  const int64_t grain = std::max<int64_t>(16, k / nt);
+  const int threads = parallel_threads_for(k, grain);
+  const int64_t len = ((k + threads - 1) / threads + 15) / 16 * 16;
+  const int blocks = (int)((k + len - 1) / len);
+  Tensor partials = Tensor::empty({std::max(blocks - 1, 1), m, n}, dtype_of<T>());
+  T* pp = partials.data<T>();
+  const bool a_t = ta == CblasTrans, b_t = tb == CblasTrans;
+  parallel_for(blocks, 1, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; j++) {
+      const int64_t lo = j * len, hi = std::min(k, lo + len);
+      const T* ap = a_t ? a + lo * lda : a + lo;  // columns [lo, hi) of op(A)
+      const T* bp = b_t ? b + lo : b + lo * ldb;  // rows [lo, hi) of op(B)
+      T* cp = j == 0 ? c : pp + (j - 1) * m * n;
+      Blas<T>::gemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)(hi - lo), alpha, ap, (int)lda,
+                    bp, (int)ldb, j == 0 ? beta : T(0), cp, j == 0 ? (int)ldc : (int)n);
+    }
+  }, 1);
+  for (int j = 1; j < blocks; j++) {
+    const T* q = pp + (j - 1) * m * n;
+    for (int64_t i = 0; i < m; i++) {
+      T* ci = c + i * ldc;
+      const T* qi = q + i * n;
+      for (int64_t x = 0; x < n; x++) ci[x] += qi[x];
+    }
+  }
+}
+#endif
 
 template <class T>
 static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
@@ -145,6 +194,10 @@ static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
   const int nt = core_num_threads();
   if (nt > 1 && m * n * k >= kGemmSplitMacs) {
     if (TG_BLAS(openblas_get_num_threads)() != 1) TG_BLAS(openblas_set_num_threads)(1);
+    if (k > std::max(m, n)) {
+      gemm_k_blocks(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nt);
+      return;
+    }
     // Blocks of rows of C (and of op(A)), or of its columns (and of op(B)).
     const bool by_rows = m >= n;
     const int64_t len = by_rows ? m : n;
