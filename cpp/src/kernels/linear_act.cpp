@@ -120,7 +120,9 @@ void act_backward_rows_impl(const T* g, const T* y, T* d, int64_t rows, int64_t 
   }
   int64_t br = sum_block_rows(n);
   int64_t nblocks = (rows + br - 1) / br;
-  std::vector<double> part((size_t)(nblocks * n), 0.0);
+  // The blocks' partial sums, from the caching allocator (no heap once warm).
+  Tensor part_buf = Tensor::zeros({nblocks * n}, DType::Float64);
+  double* part = part_buf.data<double>();
   // blocks of ~16K elements, kGrainCheap's worth per thread
   parallel_for(nblocks, std::max<int64_t>(1, kGrainCheap / (br * std::max<int64_t>(n, 1))),
                [&](int64_t b0, int64_t b1) {
@@ -128,7 +130,7 @@ void act_backward_rows_impl(const T* g, const T* y, T* d, int64_t rows, int64_t 
       int64_t r0 = blk * br, r1 = std::min(rows, (blk + 1) * br);
       if (act != Activation::None || d != g)
         act_grad_run(g + r0 * n, y ? y + r0 * n : nullptr, d + r0 * n, (r1 - r0) * n, act);
-      column_sums(d + r0 * n, r1 - r0, n, part.data() + blk * n);
+      column_sums(d + r0 * n, r1 - r0, n, part + blk * n);
     }
   }, 1);
   for (int64_t j = 0; j < n; j++) {

@@ -31,9 +31,15 @@ int64_t RowSparse::row_size() const {
 Ref<RowSparse> RowSparse::coalesce() const {
   const int64_t* idx = indices.data<int64_t>();
   int64_t n = nnz(), rs = row_size();
-  std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+  // The rows by index, repeats in their order: std::sort with the position as
+  // the tie-break (stable_sort would take a temporary buffer from the heap),
+  // over a buffer from the caching allocator, so a warm step allocates nothing.
+  Tensor order_buf = Tensor::empty({n}, DType::Int64);
+  int64_t* order = order_buf.data<int64_t>();
+  std::iota(order, order + n, 0);
+  std::sort(order, order + n, [&](int64_t a, int64_t b) {
+    return idx[a] < idx[b] || (idx[a] == idx[b] && a < b);
+  });
   int64_t unique = 0;
   for (int64_t i = 0; i < n; i++)
     if (i == 0 || idx[order[i]] != idx[order[i - 1]]) unique++;

@@ -335,7 +335,26 @@ void Tensor::retain_grad() {
 }
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
-  tg::backward({*this}, {gradient}, retain_graph);
+  // One root: the thread's pair of one-element vectors is reused, so a warm
+  // training step allocates nothing (cpp/tests/test_no_heap.cpp); a backward
+  // started while one is running on this thread (from a hook) makes its own.
+  thread_local std::vector<Tensor> roots(1), grads(1);
+  thread_local bool busy = false;
+  if (busy) {
+    tg::backward({*this}, {gradient}, retain_graph);
+    return;
+  }
+  struct Release {  // the root and its gradient are not kept alive past the call
+    ~Release() {
+      roots[0] = Tensor();
+      grads[0] = Tensor();
+      busy = false;
+    }
+  } release;
+  busy = true;
+  roots[0] = *this;
+  grads[0] = gradient;
+  tg::backward(roots, grads, retain_graph);
 }
 
 Tensor Tensor::detach() const {
