@@ -337,7 +337,7 @@ void Tensor::retain_grad() {
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   // One root: the thread's pair of one-element vectors is reused, so a warm
   // training step allocates nothing (cpp/tests/test_no_heap.cpp); a backward
-  // started while one is running on this thread (from a hook) makes its own.
+  // nested in another on the same thread makes its own.
   thread_local std::vector<Tensor> roots(1), grads(1);
   thread_local bool busy = false;
   if (busy) {
