@@ -76,23 +76,27 @@ def _not_float(t):  # noqa: unused helper kept for new entries
     return not is_float(dname(t))
 
 
-def _zero_dim_promotion(op, x, leaves):
+def _other_operand(op, x, leaves):
+    """The second operand of a binary step ("name(other=j,swap=...)"), or None."""
     if "(other=" not in op:
-        return False
+        return None
     j = int(op.split("(other=")[1].split(",")[0])
-    y = x if j < 0 else leaves[j]
-    return dname(x) != dname(y) and (x.ndim == 0) != (y.ndim == 0)
+    return x if j < 0 else leaves[j]
+
+
+def _zero_dim_promotion(op, x, leaves):
+    y = _other_operand(op, x, leaves)
+    return y is not None and dname(x) != dname(y) and (x.ndim == 0) != (y.ndim == 0)
 
 
 def _pow_operand_rounds_away(op, x, leaves):
     """Binary pow with a float32 result and a float64 operand (a 0-d one does not promote)
     holding finite nonzero values that float32 rounds to +-0 or overflows to +-inf (see
     test_pow_differentiates_the_rounded_operands)."""
-    if not op.startswith("pow(other="):
+    if not op.startswith("pow("):
         return False
-    j = int(op.split("(other=")[1].split(",")[0])
-    y = x if j < 0 else leaves[j]
-    if "float32" not in (dname(x), dname(y)):
+    y = _other_operand(op, x, leaves)
+    if y is None or "float32" not in (dname(x), dname(y)):
         return False
     for t in (x, y):
         if dname(t) == "float64":

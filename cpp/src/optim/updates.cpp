@@ -162,10 +162,11 @@ void over_rows(int64_t nnz, int64_t rs, const F& body) {
 // core. Pieces over the parameter's rows, each thread walking all of k, made
 // every thread read values from all over the gradient, half of them out of the
 // other core's cache: on two threads the batch-512 NER step ran 2-3% slower
-// (interleaved A/B in one process, 4 runs of 21 paired rounds). A row that occurs in several pieces is
-// updated by the first of them, every occurrence in order (its own, then those
-// in later pieces) and skipped by the others, so each row sees its updates in
-// k order: the bits of one thread, whatever the thread count.
+// (interleaved A/B in one process, 4 runs of 21 paired rounds). A row that
+// occurs in several pieces is updated by the first of them, every occurrence
+// in order (its own, then those in later pieces) and skipped by the others,
+// so each row sees its updates in k order: the bits of one thread, whatever
+// the thread count.
 //
 // stamp[r] = epoch * 64 + the first piece in which row r occurs (pieces < 64,
 // parallel_threads_for's cap), for the rows of this call; stamps from earlier
@@ -177,6 +178,7 @@ struct RowOwners {
   std::vector<uint32_t> stamp;
   std::vector<int64_t> later;
   uint32_t epoch = 0;
+  uint32_t base() const { return epoch << 6; }  // this call's stamp of piece 0
 };
 thread_local RowOwners t_owners;
 
@@ -187,7 +189,7 @@ const RowOwners& first_pieces(const int64_t* idx, int64_t nnz, int64_t rows, int
     std::fill(o.stamp.begin(), o.stamp.end(), 0u);
     o.epoch = 1;
   }
-  const uint32_t base = o.epoch << 6;
+  const uint32_t base = o.base();
   uint32_t* st = o.stamp.data();
   o.later.clear();
   for (int64_t lo = 0, j = 0; lo < nnz; lo += len, j++)
@@ -301,7 +303,7 @@ Ref<RowSparse> sgd_sparse(const Tensor& param, const RowSparse& grad,
       const int64_t len = (nnz + nt - 1) / nt;
       const RowOwners& own = first_pieces(idx, nnz, rows, len);
       const uint32_t* owner = own.stamp.data();
-      const uint32_t base = own.epoch << 6;
+      const uint32_t base = own.base();
       parallel_for(nt, 1, [&](int64_t j0, int64_t j1) {
         for (int64_t j = j0; j < j1; j++) {
           auto mine = [&](int64_t k) { return owner[idx[k]] - base == (uint32_t)j; };
