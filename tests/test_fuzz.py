@@ -765,6 +765,21 @@ def test_expand_negative_new_dim_raises_even_when_empty(n):
         tg.zeros(n).expand(-2, n)
 
 
+def test_regression_pow_gradient_grouped_as_torch():
+    """x ** x at the smallest subnormal: the base's gradient is g * (b * a^(b-1)) =
+    g * (1e-45 * inf) = +-inf; grouped as (g * b) * a^(b-1), g * b underflowed to 0 and
+    0 * inf gave NaN (found by the fuzzer)."""
+    x = np.array([-0.0, 1e-45, -0.0, 3.0], np.float32)
+    w = np.array([0.3, -0.4, 0.2, 0.5], np.float32)
+    grads = []
+    for L in (tg, torch):
+        t = L.tensor(x, requires_grad=True)
+        ((t ** t) * L.tensor(w)).sum().backward()
+        grads.append(t.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+    assert grads[0][1] == -np.inf
+
+
 @pytest.mark.parametrize("exponent_is_f64", [True, False])
 def test_pow_differentiates_the_rounded_operands(exponent_is_f64):
     """A float32 pow with a float64 0-d operand of -1e-300 computes with that operand rounded

@@ -182,12 +182,14 @@ void Pow_backward(const Record& r, Tensor& g, Tensor* gin) {
   const Tensor &a = r.saved_tensor(0), &b = r.saved_tensor(1), &y = r.saved_tensor(2);
   if (r.needs_input_grad(0))
     gin[0] = grad_map(g, a, b, [](auto gv, auto av, auto bv) {
-      return bv == 0 ? 0 * gv : gv * bv * std::pow(av, bv - 1);
+      // grad * (b a^(b-1)), grouped as PyTorch does: (g b) underflows to 0 for a
+      // subnormal b, and 0 * inf would give NaN where the product is +-inf.
+      return bv == 0 ? 0 * gv : gv * (bv * std::pow(av, bv - 1));
     });
   if (r.needs_input_grad(1))
     // Where a == 0 and b >= 0 the derivative is taken as 0, as PyTorch does.
     gin[1] = grad_map(g, a, y, [](auto gv, auto av, auto yv) {
-      return av == 0 ? 0 * gv : gv * yv * std::log(av);
+      return av == 0 ? 0 * gv : gv * (yv * std::log(av));
     });
 }
 
