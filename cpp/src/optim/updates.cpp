@@ -194,6 +194,9 @@ const RowOwners& first_pieces(const int64_t* idx, int64_t nnz, int64_t rows, int
   RowOwners& o = t_owners;
   if ((int64_t)o.first.size() < rows) o.first.resize((size_t)rows, RowOwners::kNone);
   if ((int64_t)o.mine.size() < nnz) o.mine.resize((size_t)nnz);
+  // Room for every occurrence first, so nothing below can throw while
+  // first[] holds this call's marks.
+  if ((int64_t)o.later.capacity() < nnz) o.later.reserve((size_t)nnz);
   uint8_t* first = o.first.data();
   uint8_t* mine = o.mine.data();
   o.later.clear();
