@@ -557,12 +557,12 @@ class _TorchInFloat64:
 
 def float64_reference(inputs, start, fns, w, t_out, t_leaves):
     """torch's float32 error on a float32 program: the program run again in torch in
-    float64, from the same inputs: |float32 - float64| of its output and of every
-    input's gradient of sum(out * W), and those float64 gradients. Catastrophic cancellation amplified by large
+    float64, from the same inputs. Returns |float32 - float64| of its output and of every
+    input's gradient of sum(out * W), and those float64 gradients; None where the float64
+    run fails or its shapes differ. Catastrophic cancellation amplified by large
     intermediates (x ** -1 of a small x, then a matmul, then a softmax whose gradient sums
     to exactly 0) leaves float32 gradients that are rounding noise in torch and tapegrad
-    alike, different noise in each; this measures how large that noise is. None where the
-    float64 run fails or its shapes differ."""
+    alike, different noise in each; this measures how large that noise is."""
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
