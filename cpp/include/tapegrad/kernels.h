@@ -180,7 +180,9 @@ void StridedLoop::run(char** base, const int64_t* elem_size, F&& f) const {
   for (int i = 0; i + 1 < ndim; i++) outer *= shape[i];
   if (inner == 0 || outer == 0) return;
   int64_t idx[kMaxDims] = {};
-  char* ptrs[kMaxOperands];
+  // Zeroed: the callers read only the nops operands set below, which GCC 12
+  // cannot see (it warned, -Wmaybe-uninitialized, in every instantiation).
+  char* ptrs[kMaxOperands] = {};
   for (int64_t o = 0; o < outer; o++) {
     for (int k = 0; k < nops; k++) {
       int64_t off = 0;
@@ -205,7 +207,7 @@ void StridedLoop::run_elementwise(char** base, const int64_t* elem_size, F&& f) 
   if (inner == 0 || outer == 0) return;
   if (outer == 1) {  // one run: split it (each element is written once, by one piece)
     parallel_for(inner, kGrainCheap, [&](int64_t b, int64_t e) {
-      char* ptrs[kMaxOperands];
+      char* ptrs[kMaxOperands] = {};
       for (int k = 0; k < nops; k++) ptrs[k] = base[k] + b * inner_strides[k] * elem_size[k];
       f(ptrs, inner_strides, e - b);
     });
@@ -219,7 +221,7 @@ void StridedLoop::run_elementwise(char** base, const int64_t* elem_size, F&& f) 
       idx[i] = rest % shape[i];
       rest /= shape[i];
     }
-    char* ptrs[kMaxOperands];
+    char* ptrs[kMaxOperands] = {};
     for (int64_t o = o0; o < o1; o++) {
       for (int k = 0; k < nops; k++) {
         int64_t off = 0;
