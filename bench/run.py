@@ -183,9 +183,14 @@ def render(workload_runs, only):
                 res = g["results"]
                 base = res.get("tapegrad")
                 floor = res.get(FLOOR)
-                for name in list(w0.get("libraries", LIBRARIES)) + ([FLOOR] if FLOOR in res else []):
+                # reference rows (e.g. the floor plus the embedding traffic) only where run
+                refs = w0.get("references", {})
+                labels = {FLOOR: f"*{FLOOR} (GEMMs alone)*", **refs}
+                names = list(w0.get("libraries", LIBRARIES)) + [n for n in (FLOOR, *refs)
+                                                                 if n in res]
+                for name in names:
                     r = res.get(name, "n/a (not run)")
-                    label = name if name != FLOOR else f"*{FLOOR} (GEMMs alone)*"
+                    label = labels.get(name, name)
                     row = [str(n), g["config"], label]
                     if not isinstance(r, list) or not r:
                         row += [str(r) if r else "n/a", "", ""] + ([""] if has_floor else [])
@@ -211,8 +216,8 @@ def render(workload_runs, only):
                     if (ratio := paired_ratio(g["results"].get(peer), g["results"].get(replay)))
                     is not None)
                 for n, w in per_thread for g in w["groups"]) + "._", ""]
-        notes = {w.get("note") for _, w in per_thread if w.get("note")}
-        lines += [f"_{t}_" for t in sorted(notes)]
+        for key in ("note", "rows_note"):
+            lines += [f"_{t}_" for t in sorted({w[key] for _, w in per_thread if w.get(key)})]
         for n, w in per_thread[:1]:
             chk = w.get("check")
             if chk:

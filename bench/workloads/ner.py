@@ -20,6 +20,8 @@ from .common import FLOOR, Unavailable, cycle, lib
 VOCAB, DIM, WINDOW, HIDDEN, CLASSES, LR = 20_000, 50, 5, 100, 5, 0.1
 IN = WINDOW * DIM
 N_BATCHES = 16
+ROWS_FLOOR = "BLAS floor + embedding rows"
+ROWS_FLOOR_MIN_BATCH = 128  # below it the ~5 us of Python calls would be most of the row
 
 
 def init_params(seed=0):
@@ -159,6 +161,51 @@ def _numpy(p, batches):
     return step, float
 
 
+def _rows_floor(p, batches, floor):
+    """The floor's GEMMs, then the step's embedding-table traffic alone.
+
+    Note [Embedding rows floor]
+    The BLAS floor leaves out the one other cost no implementation of the step
+    can skip: reading the batch's B x 5 embedding rows (200 bytes each) and
+    writing their SGD update back. On the 2-core VM these mostly come from
+    DRAM: the batch-512 gather (2,560 rows of the 4 MB table) takes ~30 us
+    right after the previous one, ~50 us after 300 us of compute that touches
+    no memory, ~100 us after 1 ms (bench/cpp/table_residency, two runs), so
+    something outside the process (other tenants of the shared L3, the host)
+    evicts the table within a step's GEMMs, whatever the step does. This row
+    runs the floor's GEMMs and then that traffic through the kernels tapegrad's
+    step uses (a no_grad F.embedding, then SGD's sparse row update from a saved
+    row-sparse gradient of the same rows), with nothing else: its share of the
+    floor is the most any step with this memory traffic could reach here, and
+    tapegrad's time against it is the rest of the step's overhead (autograd,
+    tanh, cross-entropy, biases, the dense updates). ~5 us of it is Python.
+    """
+    tg = lib("tapegrad")
+    emb = tg.nn.Embedding(VOCAB, DIM, sparse=True)
+    with tg.no_grad():
+        emb.weight.copy_(tg.from_numpy(p["E"].copy()))
+    opt = tg.optim.SGD([emb.weight], lr=LR)
+    rng = np.random.default_rng(2)
+    grads = []
+    for ids, _ in batches:  # one row-sparse gradient per batch, made once
+        ids = tg.from_numpy(ids)
+        dx = rng.standard_normal(ids.shape + (DIM,)).astype(np.float32) * 1e-3
+        emb.weight.grad = None
+        emb(ids).backward(tg.from_numpy(dx))
+        grads.append((ids, emb.weight.grad))
+    nxt = cycle(grads)
+    embedding = tg.nn.functional.embedding
+
+    def run():
+        floor()
+        ids, grad = nxt()
+        with tg.no_grad():
+            embedding(ids, emb.weight)
+        emb.weight.grad = grad
+        opt.step()
+    return run
+
+
 BUILDERS = {"tapegrad": _tapegrad, "tapegrad tg.compile": _tapegrad_compiled,
             "PyTorch eager": _torch, "JAX jit": _jax,
             "NumPy by hand": _numpy}
@@ -192,6 +239,8 @@ def run(cfg, measure, log):
                 cases.append((name, f"n/a ({e})"))
         floor = blas_floor.make_floor([(batch, IN, HIDDEN, True), (batch, HIDDEN, CLASSES, True)])
         cases.append((FLOOR, floor))
+        if batch >= ROWS_FLOOR_MIN_BATCH:
+            cases.append((ROWS_FLOOR, _rows_floor(p, batches, floor)))
         log(f"  w2 batch {batch}")
         groups.append({"config": f"batch {batch}", "results": measure(cases)})
         choices.append(f"batch {batch}: {floor.choice}")
@@ -199,7 +248,14 @@ def run(cfg, measure, log):
                                  "(20k x 50 embeddings, 250 -> 100 -> 5, SGD + sparse rows)",
             "unit": "steps/s", "per_call": 1, "groups": groups, "floor_how": floor.how,
             "libraries": list(BUILDERS), "replay_row": "tapegrad tg.compile",
+            "references": {ROWS_FLOOR: f"*{ROWS_FLOOR}*"},
             "note": f"BLAS floor: the {floor.n_gemms} GEMMs of the two Linears "
                     f"(forward x@W^T, dW = dy^T@x, dx = dy@W) alone, {floor.how} "
                     f"({cfg['threads']} thread(s): {'; '.join(choices)}).",
+            "rows_note": f"{ROWS_FLOOR} (batch >= {ROWS_FLOOR_MIN_BATCH}): the floor's GEMMs, "
+                         f"then the step's embedding traffic alone through tapegrad's kernels "
+                         f"(gather B x {WINDOW} rows of {DIM} floats, SGD's sparse update of "
+                         f"them), nothing else; its 'BLAS floor / time' is the most a step "
+                         f"with that traffic reaches on this machine (Note [Embedding rows "
+                         f"floor] in bench/workloads/ner.py).",
             "check": check()}
