@@ -739,7 +739,11 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
            " have too many dimensions for the result (at most ", kMaxDims, ")");
   os.push_back(D);
   const int64_t* ip = idx.data<int64_t>();
-  for (int64_t i = 0; i < N; i++)
+  // One branch-free pass (it vectorises; a check per index did not), then the
+  // first bad index is looked for only when there is one.
+  bool any_bad = false;
+  for (int64_t i = 0; i < N; i++) any_bad |= (uint64_t)ip[i] >= (uint64_t)V;
+  for (int64_t i = 0; any_bad && i < N; i++)
     TG_CHECK(ip[i] >= 0 && ip[i] < V, IndexError, "embedding: index ", ip[i],
              " is out of range for a weight with ", V, " rows (num_embeddings = ", V, ")");
   // Rows are read in place when the columns are unit-stride.
