@@ -176,7 +176,7 @@ def _rows_floor(p, batches, floor):
     runs the floor's GEMMs and then that traffic through the kernels tapegrad's
     step uses (a no_grad F.embedding, then SGD's sparse row update from a saved
     row-sparse gradient of the same rows), with nothing else: its share of the
-    floor is the most any step with this memory traffic could reach here, and
+    floor is the most a step moving those rows with these kernels reaches here, and
     tapegrad's time against it is the rest of the step's overhead (autograd,
     tanh, cross-entropy, biases, the dense updates). ~5 us of it is Python.
     """
@@ -256,6 +256,6 @@ def run(cfg, measure, log):
                          f"then the step's embedding traffic alone through tapegrad's kernels "
                          f"(gather B x {WINDOW} rows of {DIM} floats, SGD's sparse update of "
                          f"them), nothing else; its 'BLAS floor / time' is the most a step "
-                         f"with that traffic reaches on this machine (Note [Embedding rows "
+                         f"moving those rows with these kernels reaches on this machine (Note [Embedding rows "
                          f"floor] in bench/workloads/ner.py).",
             "check": check()}
