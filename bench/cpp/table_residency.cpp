@@ -16,7 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
+#include <iterator>
 #include <vector>
 
 #include "bench_common.h"
@@ -39,13 +39,14 @@ double busy_compute(double us) {
 
 int main(int argc, char** argv) {
   int rounds = 7;
-  for (int i = 1; i < argc; i++) {
-    if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
-      rounds = std::atoi(argv[++i]);
-    } else {
-      std::fprintf(stderr, "usage: %s [--rounds R]\n", argv[0]);
-      return 2;
-    }
+  bool ok = true;
+  for (int i = 1; i < argc && ok; i++) {
+    ok = std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc;
+    if (ok) rounds = std::atoi(argv[++i]);
+  }
+  if (!ok || rounds < 1) {
+    std::fprintf(stderr, "usage: %s [--rounds R]   (R >= 1, default 7)\n", argv[0]);
+    return 2;
   }
   const bench::NerParams p = bench::ner_params();
   Tensor E = Tensor::empty({bench::kVocab, bench::kDim}, DType::Float32);

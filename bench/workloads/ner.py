@@ -168,11 +168,12 @@ def _rows_floor(p, batches, floor):
     The BLAS floor leaves out the one other cost no implementation of the step
     can skip: reading the batch's B x 5 embedding rows (200 bytes each) and
     writing their SGD update back. On the 2-core VM these mostly come from
-    DRAM: the batch-512 gather (2,560 rows of the 4 MB table) takes ~30 us
-    right after the previous one, ~50 us after 300 us of compute that touches
-    no memory, ~100 us after 1 ms (bench/cpp/table_residency, two runs), so
+    DRAM: the batch-512 gather (2,560 rows of the 4 MB table) right after the
+    previous one, after 300 us and after 1 ms of compute that touches no
+    memory took ~30 / ~50 / ~100 us in a slow stretch of the machine and
+    18 / 21-23 / 31-44 us in a fast one (bench/cpp/table_residency), so
     something outside the process (other tenants of the shared L3, the host)
-    evicts the table within a step's GEMMs, whatever the step does. This row
+    evicts the table within a step's ~1 ms, whatever the step does. This row
     runs the floor's GEMMs and then that traffic through the kernels tapegrad's
     step uses (a no_grad F.embedding, then SGD's sparse row update from a saved
     row-sparse gradient of the same rows), with nothing else: its share of the
