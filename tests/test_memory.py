@@ -235,6 +235,67 @@ def test_memory_flat_in_a_fresh_process(scenario):
     assert r.returncode == 0, f"{scenario} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
 
 
+# ---------------------------------------------------------------------------- huge pages
+# Note [Huge pages] (cpp/src/tensor/memory.cpp): blocks of 2 MiB or more start
+# on a 2 MiB boundary and are advised MADV_HUGEPAGE; $TAPEGRAD_HUGE_PAGES=0
+# turns that off. Checked in fresh processes (the setting is read once).
+HUGE = 2 << 20
+_HUGE_PROBE = """
+import sys, tapegrad as tg
+t = tg.zeros(1 << 20)          # 4 MiB of float32, every page touched
+small = tg.zeros(100_000)      # 400 KB: below the threshold
+ptr = t.data_ptr()
+huge_kb = 0
+with open("/proc/self/smaps") as f:
+    inside = False
+    for line in f:
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(v, 16) for v in head.split("-"))
+            inside = lo <= ptr < hi
+        elif inside and head == "AnonHugePages:":
+            huge_kb = int(line.split()[1])
+print(ptr, small.data_ptr(), huge_kb)
+"""
+
+
+def _thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _huge_probe(env_value):
+    env = dict(os.environ)
+    env.pop("TAPEGRAD_HUGE_PAGES", None)
+    if env_value is not None:
+        env["TAPEGRAD_HUGE_PAGES"] = env_value
+    r = subprocess.run([sys.executable, "-c", _HUGE_PROBE], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # The last line: an editable install prints its rebuild before it.
+    return [int(v) for v in r.stdout.strip().splitlines()[-1].split()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="huge pages are advised on Linux only")
+def test_large_blocks_start_on_huge_page_boundaries_and_get_huge_pages():
+    ptr, small_ptr, huge_kb = _huge_probe(None)
+    assert ptr % HUGE == 0, hex(ptr)
+    assert small_ptr % 64 == 0
+    mode = _thp_mode()
+    if mode in ("always", "madvise"):
+        # Two whole 2 MiB pieces of the 4 MiB block were advised and touched.
+        assert huge_kb >= 2048, f"THP mode {mode}: {huge_kb} kB of huge pages at {hex(ptr)}"
+    if mode == "madvise":
+        # Off: nothing asks, so this mode gives none.
+        _, _, off_kb = _huge_probe("0")
+        assert off_kb == 0, off_kb
+    elif mode is None or mode == "never":
+        pytest.skip(f"transparent huge pages are {mode or 'unavailable'} here: alignment checked only")
+
+
 if __name__ == "__main__":
     globals()["_scenario_" + sys.argv[1]]()
     print(f"{sys.argv[1]}: ok")

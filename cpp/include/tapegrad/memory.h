@@ -30,7 +30,8 @@
 
 namespace tg::memory {
 
-// A 64-byte-aligned block of at least `nbytes` bytes (nbytes may be 0).
+// A 64-byte-aligned block of at least `nbytes` bytes (nbytes may be 0); from
+// 2 MiB up, 2 MiB-aligned and on transparent huge pages (Note [Huge pages]).
 // Throws std::bad_alloc when the system has no memory.
 void* allocate(size_t nbytes);
 // Gives back a block from allocate(nbytes) (the same nbytes).

@@ -8,6 +8,10 @@
 #include <new>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace tg::memory {
 
 namespace {
@@ -52,8 +56,39 @@ SizeClass size_class(size_t nbytes) {
   return {kSmallClasses + (k - 12) * 4 + sub, capacity};
 }
 
+// Note [Huge pages]
+// Blocks of 2 MiB or more start on a 2 MiB boundary and ask the kernel for
+// transparent huge pages (Linux's default THP mode, "madvise", gives them only
+// to ranges that ask). The embedding table is the case that pays: a
+// batch-512 NER step reads and updates 2,560 rows at random across a 4 MB
+// table, and nearly every row is a TLB miss on 4 KiB pages, which in a VM is a
+// two-level page walk. With two huge pages instead the gather went 53 -> 47 us
+// and the sparse update 45 -> 34 us, the whole step 3% faster (12 interleaved
+// rounds, 1 thread, 2-core AMD EPYC VM). Only whole 2 MiB pieces are advised,
+// so the block's tail stays on small pages and resident memory does not grow
+// by the rounding. $TAPEGRAD_HUGE_PAGES=0 turns it off.
+constexpr size_t kHugePage = size_t(2) << 20;
+
+bool huge_pages_wanted() {
+  static const bool wanted = [] {
+    const char* env = std::getenv("TAPEGRAD_HUGE_PAGES");
+    return !(env && env[0] == '0' && env[1] == '\0');
+  }();
+  return wanted;
+}
+
 void* system_allocate(size_t capacity) {
-  void* p = std::aligned_alloc(kAlign, capacity);
+  void* p = nullptr;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (capacity >= kHugePage && huge_pages_wanted()) {
+    if (posix_memalign(&p, kHugePage, capacity) != 0) throw std::bad_alloc();
+    // Advice, not a requirement: where THP is off this fails and small pages serve.
+    (void)madvise(p, capacity / kHugePage * kHugePage, MADV_HUGEPAGE);
+    g_system_allocations.fetch_add(1, std::memory_order_relaxed);
+    return p;
+  }
+#endif
+  p = std::aligned_alloc(kAlign, capacity);
   if (!p) throw std::bad_alloc();
   g_system_allocations.fetch_add(1, std::memory_order_relaxed);
   return p;
