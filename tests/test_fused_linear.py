@@ -145,12 +145,15 @@ def test_nan_and_relu_kink_like_composite():
             np.testing.assert_array_equal(to_np(a), to_np(c))
 
 
-def test_large_matches_composite():
-    """Big enough to run without the GIL and (Note [Core threads]) on several threads."""
+@pytest.mark.parametrize("rows,fan_in,fan_out", [(300, 256, 200), (517, 250, 100), (3, 9, 5000)],
+                         ids=["300x200", "517x100_partial_block", "rows_longer_than_a_block"])
+def test_large_matches_composite(rows, fan_in, fan_out):
+    """Big enough to run without the GIL and (Note [Core threads]) on several threads, and
+    to take the bias pass's blocks of rows (a partial last block; rows over 4,096 long)."""
     rng = np.random.default_rng(3)
-    x = tg.tensor(rng.standard_normal((300, 256)).astype(np.float32))
-    w = tg.tensor(rng.standard_normal((200, 256)).astype(np.float32))
-    b = tg.tensor(rng.standard_normal(200).astype(np.float32))
+    x = tg.tensor(rng.standard_normal((rows, fan_in)).astype(np.float32))
+    w = tg.tensor((rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in)).astype(np.float32))
+    b = tg.tensor(rng.standard_normal(fan_out).astype(np.float32))
     for act in ACTS:
         np.testing.assert_array_equal(to_np(tg._C._linear(x, w, b, act)), to_np(composite(x, w, b, act)))
 

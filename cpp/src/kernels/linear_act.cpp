@@ -37,6 +37,9 @@ void apply_act(T* y, int64_t n, Activation act) {
   }
 }
 
+// Elements per block of bias_act_rows: 16 KB of float32, half of L1.
+constexpr int64_t kBiasActBlock = 4096;
+
 int64_t grain_for(Activation act) {
   return act == Activation::Tanh || act == Activation::Sigmoid ? kGrainMath : kGrainCheap;
 }
@@ -54,11 +57,22 @@ void bias_act_rows_impl(T* c, int64_t rows, int64_t n, const T* b, Activation ac
     return;
   }
   int64_t grain_rows = std::max<int64_t>(1, grain_for(act) / std::max<int64_t>(n, 1));
+  // The bias over a block of rows, then the activation over the whole block
+  // at once: one long run, not a short one per row whose last vector is
+  // partly filled (at 100 columns, 7 tanh vectors for 6.25 of data, plus a
+  // call each). The block stays in L1 between the two passes. Linear(250,
+  // 100) + tanh on 512 rows, C++, medians of 200: 302-324 -> 283-287 us,
+  // where the plain linear takes 261-263 and linear then the tanh op 284-291
+  // (before, the fused op was slower than the composite).
+  int64_t block_rows = std::max<int64_t>(1, kBiasActBlock / std::max<int64_t>(n, 1));
   parallel_for(rows, grain_rows, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; i++) {
-      T* row = c + i * n;
-      for (int64_t j = 0; j < n; j++) row[j] = row[j] + b[j];
-      apply_act(row, n, act);
+    for (int64_t i0 = r0; i0 < r1; i0 += block_rows) {
+      int64_t i1 = std::min(r1, i0 + block_rows);
+      for (int64_t i = i0; i < i1; i++) {
+        T* row = c + i * n;
+        for (int64_t j = 0; j < n; j++) row[j] = row[j] + b[j];
+      }
+      apply_act(c + i0 * n, (i1 - i0) * n, act);
     }
   }, 1);
 }
