@@ -19,7 +19,10 @@ XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 which uses all cores); inside it calls tg.set_num_threads(n) (the core's
 threads, which also run tapegrad's GEMMs in blocks on its OpenBLAS), torch's
 set_num_threads(n) and set_num_interop_threads(1); the ctypes BLAS floor runs
-the same OpenBLAS with n threads of its own.
+the same OpenBLAS with n threads of its own. Those settings do not hold every
+library to n cores (JAX at one thread kept 1.9 cores busy), so the subprocess
+for n threads is also pinned to n CPUs (sched_setaffinity, before any library
+loads; --no-pin turns it off), and each row reports its CPU time / wall time.
 
 Timing: warm-up (also compiles the JAX functions), a calibrated block of calls
 of about --block-s seconds per library, --repeats rounds with the libraries'
@@ -60,6 +63,23 @@ def thread_env(n):
     return env
 
 
+def pin_to_cpus(n):
+    """Confines this process (and every thread it starts later) to n of its CPUs.
+
+    Returns the CPUs, or None where there is nothing to pin (n covers them all, or
+    no sched_setaffinity). The thread settings alone do not hold every library to n
+    cores: JAX at XLA_FLAGS=...intra_op_parallelism_threads=1 kept 1.9 cores busy
+    on the MLP (process CPU time / wall time; 17.9 ms a step, 32.7 ms pinned to
+    one core), which put it at 159% of a one-thread BLAS floor."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    avail = sorted(os.sched_getaffinity(0))
+    if n >= len(avail):
+        return None
+    os.sched_setaffinity(0, avail[:n])
+    return avail[:n]
+
+
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -74,9 +94,11 @@ def worker(args):
     from workloads import common
 
     n = args.worker_threads
-    info = {"threads": n, "env": {k: os.environ.get(k) for k in
-                                  ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                   "MKL_NUM_THREADS", "XLA_FLAGS")}}
+    # Before any library starts a thread, so that every thread inherits it.
+    cpus = pin_to_cpus(n) if args.pin else None
+    info = {"threads": n, "cpus": cpus,
+            "env": {k: os.environ.get(k) for k in
+                    ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")}}
     tg = common.lib("tapegrad")
     tg.set_num_threads(n)
     info["tapegrad_threads"] = tg.get_num_threads()
@@ -161,7 +183,7 @@ def fmt(x):
 
 def render(workload_runs, only):
     """workload_runs: list of (threads, worker output). Returns markdown text."""
-    from workloads.common import FLOOR, LIBRARIES, paired_ratio, summarize
+    from workloads.common import CPU_USE, FLOOR, LIBRARIES, paired_ratio, summarize
     lines = []
     for wid in only:
         per_thread = [(n, w) for n, out in workload_runs for w in out["workloads"]
@@ -177,6 +199,9 @@ def render(workload_runs, only):
                 "time vs tapegrad"]
         if has_floor:
             head.append("BLAS floor / time")
+        has_cpu = any(CPU_USE in g["results"] for _, w in per_thread for g in w["groups"])
+        if has_cpu:
+            head.append("CPU / wall")
         lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         for n, w in per_thread:
             for g in w["groups"]:
@@ -194,6 +219,7 @@ def render(workload_runs, only):
                     row = [str(n), g["config"], label]
                     if not isinstance(r, list) or not r:
                         row += [str(r) if r else "n/a", "", ""] + ([""] if has_floor else [])
+                        row += [""] if has_cpu else []
                     else:
                         med, lo, hi, kind = summarize(r)
                         if rate:
@@ -206,6 +232,9 @@ def render(workload_runs, only):
                         if has_floor:
                             fr = paired_ratio(floor, r) if name != FLOOR else None
                             row.append("" if fr is None else f"{100 * fr:.0f}%")
+                        if has_cpu:
+                            use = res.get(CPU_USE, {}).get(name)
+                            row.append(f"{summarize(use)[0]:.2f}" if use else "")
                     lines.append("| " + " | ".join(row) + " |")
         lines.append("")
         replay = w0.get("replay_row")
@@ -268,6 +297,9 @@ def main(argv=None):
                         "worker threads never run into the next one's block (default 0.15; "
                         "0 with --quick)")
     p.add_argument("--ner-batches", default="1,32,512")
+    p.add_argument("--no-pin", dest="pin", action="store_false",
+                   help="do not confine an n-thread run to n CPUs (by default it is, "
+                        "so that no library uses more cores than it was given)")
     p.add_argument("--worker-threads", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -298,6 +330,8 @@ def main(argv=None):
                    "--block-s", str(args.block_s), "--warmup-s", str(args.warmup_s),
                    "--settle-s", str(args.settle_s),
                    "--only", ",".join(args.only), "--ner-batches", args.ner_batches]
+            if not args.pin:
+                cmd.append("--no-pin")
             rc = subprocess.call(cmd, env=thread_env(n))
             if rc != 0 or not os.path.exists(out_path):
                 log(f"worker for {n} thread(s) failed with exit status {rc}")
@@ -324,13 +358,18 @@ def main(argv=None):
             + "after warm-up; median and spread of the per-call time; "
             "'time vs tapegrad' = median per-round ratio of the library's time to tapegrad's "
             "(> 1: slower than tapegrad); 'BLAS floor / time' = share of the step's time the "
-            "GEMMs alone would take (100% = at the floor)",
+            "GEMMs alone would take (100% = at the floor); 'CPU / wall' = the process's CPU "
+            "time over wall time in the library's blocks (median; ~n when it keeps n cores "
+            "busy, spinning workers included)",
             f"- command: python bench/run.py {' '.join(sys.argv[1:] if argv is None else argv)}",
             ""]
     for n, out in runs:
         i = out["info"]
+        cpus = i.get("cpus")
         head.append(f"- {n} thread(s): tapegrad {i.get('tapegrad_threads')}, torch "
-                    f"{i.get('torch_threads', 'n/a')}, env {i['env']}")
+                    f"{i.get('torch_threads', 'n/a')}, "
+                    + (f"process pinned to CPU(s) {cpus}, " if cpus else "not pinned, ")
+                    + f"env {i['env']}")
     head.append("")
     text = "\n".join(head) + "\n" + render(runs, args.only)
     warn = check_agreement(runs)

@@ -17,6 +17,9 @@ Timing protocol (used by every workload):
   (8 interleaved rounds: 1,105 vs 815 us median), and the BLAS floor, which
   followed NumPy in the rotation, was slowed the same way. Every library now
   starts its block on a quiet machine;
+* the process's CPU time over the block's wall time is kept with it (all
+  threads: a library with one thread shows ~1.0, one that spreads over two
+  cores ~2.0; spinning BLAS workers count too);
 * a sample is the block's wall time divided by its number of calls; a result
   is the median of the samples, with the interquartile range (min-max when
   there are fewer than 5 samples), and ratios between libraries are medians
@@ -30,6 +33,10 @@ import time
 
 LIBRARIES = ("tapegrad", "PyTorch eager", "JAX jit", "NumPy by hand")
 FLOOR = "BLAS floor"
+# measure()'s results also hold, under this key, each case's CPU time / wall
+# time per block (all the process's threads): how many cores it kept busy,
+# which shows whether a library kept to the thread count it was given.
+CPU_USE = "cpu / wall"
 
 
 class Unavailable(Exception):
@@ -91,14 +98,17 @@ def measure(cases, repeats, block_s, warmup_s, log=None, settle_s=0.15):
             results[name] = f"error: {type(e).__name__}: {e}"
             if log:
                 log(f"    {name}: {results[name]}")
+    cpu = results[CPU_USE] = {name: [] for name, _, _ in live}
     for r in range(repeats):
         k = r % len(live) if live else 0
         for name, fn, inner in live[k:] + live[:k]:
             gc.collect()
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             for _ in range(inner):
                 fn()
-            results[name].append((time.perf_counter() - t0) / inner)
+            wall = time.perf_counter() - t0
+            results[name].append(wall / inner)
+            cpu[name].append((time.process_time() - c0) / wall)
             time.sleep(settle_s)
     return results
 
