@@ -347,7 +347,9 @@ def main(argv=None):
             "- versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()),
             f"- threads: {', '.join(map(str, threads))} (same count for every library; "
             "tg.set_num_threads, torch.set_num_threads, OPENBLAS/OMP/MKL_NUM_THREADS for NumPy, "
-            "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false for JAX at 1 thread; tapegrad's "
+            "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false for JAX at 1 thread, and the "
+            "process pinned to n CPUs where that is fewer than all of them (lines below); "
+            "tapegrad's "
             "OpenBLAS, which the BLAS floor shares, loads with "
             f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '16 (tapegrad default)')}, "
             "see Note [OpenBLAS worker spin])",
