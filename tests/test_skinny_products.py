@@ -24,7 +24,10 @@ import pytest
 import tapegrad as tg
 
 SHAPES = [(1, 7, 5), (6, 1, 5), (6, 7, 1), (1, 1, 5), (1, 7, 1), (6, 1, 1), (1, 1, 1),
-          (1, 250, 100), (100, 1, 250)]  # (m, k, n); the last two: the NER model at batch 1
+          (1, 250, 100), (100, 1, 250),  # (m, k, n); these two: the NER model at batch 1
+          # the core's GEMV (Note [Core GEMV]): rows not a multiple of 4, columns
+          # not of 16, exact multiples, and more than one 256-column block
+          (1, 17, 33), (33, 17, 1), (1, 16, 32), (32, 16, 1), (1, 300, 301), (301, 300, 1)]
 # One dimension of 2..7 (m, k, n): the NER model's last layer at batch 512 and
 # 32 (n = 5 forward, k = 5 input gradient, m = 5 weight gradient), then each
 # small size at each position, with lengths that are and are not multiples of
@@ -122,17 +125,21 @@ def check(out, ref, k, dtype):
     np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * max(k, 1) ** 0.5 * 4)
 
 
-@pytest.mark.parametrize("m,k,n", [(37, 19, 5), (5, 37, 19), (37, 5, 19), (512, 100, 5)])
+@pytest.mark.parametrize("m,k,n", [(37, 19, 5), (5, 37, 19), (37, 5, 19), (512, 100, 5),
+                                   (1, 19, 37), (37, 19, 1), (1, 40, 300), (300, 40, 1)])
 @pytest.mark.parametrize("ta,tb", list(itertools.product([False, True], repeat=2)))
 def test_operands_sliced_from_wider_matrices(m, k, n, ta, tb):
     rng = np.random.default_rng(11)
     a, an = operand(rng, m, k, ta, np.float32, sliced=True)
     b, bn = operand(rng, k, n, tb, np.float32, sliced=True)
-    assert not a.is_contiguous() and not b.is_contiguous()
+    # (a slice of one row or column is contiguous whatever the matrix it came from)
+    assert min(m, k) == 1 or not a.is_contiguous()
+    assert min(k, n) == 1 or not b.is_contiguous()
     check((a @ b).numpy(), an.astype(np.float64) @ bn.astype(np.float64), k, np.float32)
 
 
-@pytest.mark.parametrize("m,k,n", [(37, 19, 5), (5, 37, 19), (37, 5, 19), (19, 37, 3)])
+@pytest.mark.parametrize("m,k,n", [(37, 19, 5), (5, 37, 19), (37, 5, 19), (19, 37, 3),
+                                   (1, 19, 37), (37, 19, 1), (1, 37, 19), (19, 37, 1)])
 @pytest.mark.parametrize("ta,tb", list(itertools.product([False, True], repeat=2)))
 def test_infinities_in_the_last_partial_vector_stay_infinite(m, k, n, ta, tb):
     # the kernels zero-pad partial vectors: a padded lane that read past the
@@ -153,7 +160,9 @@ def test_infinities_in_the_last_partial_vector_stay_infinite(m, k, n, ta, tb):
 
 
 @pytest.mark.parametrize("shape_a,shape_b", [((3, 37, 19), (19, 5)), ((3, 5, 37), (37, 19)),
-                                             ((4, 37, 5), (5, 19)), ((37, 19), (2, 19, 4))])
+                                             ((4, 37, 5), (5, 19)), ((37, 19), (2, 19, 4)),
+                                             # GEMV with beta = 1: n = 1, then m = 1
+                                             ((3, 4, 19), (19, 1)), ((1, 19), (3, 19, 5))])
 def test_broadcast_matmul_gradients_accumulate(shape_a, shape_b):
     # the gradient of the broadcast operand sums one product per batch entry
     # into the same output (beta = 1 after the first)

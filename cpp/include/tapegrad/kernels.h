@@ -400,6 +400,14 @@ bool small_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, dou
                 const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
                 double* c, int64_t ldc);
 
+// y = alpha op(A) x + beta y for float32 A (rows x cols, row-major, lda): op(A) = A
+// (transpose false: y has rows elements, stride incy) or A^T (y has cols, stride
+// 1). By the core's kernels (Note [Core GEMV] in gemv.cpp); returns false,
+// doing nothing, where it leaves the product to BLAS (x not contiguous, a
+// strided y for A^T, no AVX-512). beta == 0 never reads y.
+bool core_gemv(bool transpose, int64_t rows, int64_t cols, float alpha, const float* A,
+               int64_t lda, const float* x, int64_t incx, float beta, float* y, int64_t incy);
+
 void set_num_threads(int n);  // the core's loops and GEMM splits (OpenBLAS then runs 1 thread)
 int get_num_threads();        // as set, or BLAS's default until set
 int core_num_threads();       // the core's loops: as set, or 1 until set

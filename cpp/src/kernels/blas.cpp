@@ -37,8 +37,10 @@ static int check_int(int64_t v, const char* what) {
 // A GEMM with one row, one column or an inner size of one is a matrix-vector
 // product or a rank-1 update; BLAS's GEMM still packs both operands for it,
 // which for the small models this library is for (batch 1: x @ W^T is 1 x 250
-// by 250 x 100) costs several times the arithmetic. Those shapes go to GEMV /
-// GER instead. With beta == 0 GEMV's output is cleared first (GEMV reads C,
+// by 250 x 100) costs several times the arithmetic. Those shapes go to a
+// matrix-vector product instead, the core's own for float32 where it takes
+// the layout (Note [Core GEMV] in gemv.cpp), else BLAS's GEMV, or to GER.
+// With beta == 0 BLAS's GEMV output is cleared first (GEMV reads C,
 // and a reused buffer may hold NaN; GEMM does not), and an outer product is
 // written directly rather than cleared and then accumulated by GER. Products
 // with another dimension of at most kSmallGemmDim go to the core's own kernels
@@ -145,6 +147,18 @@ static void gemm_k_blocks(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int
 }
 #endif
 
+// The core's float32 GEMV where it takes the shape (Note [Core GEMV]); BLAS
+// for double.
+static bool try_core_gemv(bool transpose, int64_t rows, int64_t cols, float alpha, const float* A,
+                          int64_t lda, const float* x, int64_t incx, float beta, float* y,
+                          int64_t incy) {
+  return core_gemv(transpose, rows, cols, alpha, A, lda, x, incx, beta, y, incy);
+}
+static bool try_core_gemv(bool, int64_t, int64_t, double, const double*, int64_t, const double*,
+                          int64_t, double, double*, int64_t) {
+  return false;
+}
+
 template <class T>
 static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
                       const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
@@ -160,6 +174,10 @@ static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
     return;
   }
   if (m == 1) {  // c[0, :] = alpha * a[0, :] op(B) + beta c: op(B)^T times a
+    // B stored N x K (trans_b): c = B a, dot products; stored K x N: c = B^T a.
+    if (try_core_gemv(!trans_b, trans_b ? n : k, trans_b ? k : n, alpha, b, ldb, a,
+                      trans_a ? lda : 1, beta, c, 1))
+      return;
     if (beta == T(0)) clear_or_scale(c, 1, n, ldc, beta);
     // op(B) is K x N. Stored N x K (trans_b): c = B a; stored K x N: c = B^T a.
     Blas<T>::gemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? N : K,
@@ -167,6 +185,9 @@ static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
     return;
   }
   if (n == 1) {  // c[:, 0] = alpha * op(A) b[:, 0] + beta c
+    if (try_core_gemv(trans_a, trans_a ? k : m, trans_a ? m : k, alpha, a, lda, b,
+                      trans_b ? 1 : ldb, beta, c, ldc))
+      return;
     if (beta == T(0)) clear_or_scale(c, m, 1, ldc, beta);
     Blas<T>::gemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? K : M,
                   trans_a ? M : K, alpha, a, LDA, b, trans_b ? 1 : LDB, beta, c, LDC);
