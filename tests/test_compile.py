@@ -394,3 +394,88 @@ def test_memory_stats_count_every_thread_and_keep_exited_ones():
     after = tg.memory_stats()
     assert after["cache_hits"] >= seen["hits"]              # kept after the thread exited
     assert after["bytes_cached"] <= seen["bytes"]
+
+
+# ---------------------------------------------------------------- the C call path
+# Note [Compiled call fast path] (cpp/bindings/init_compile.cpp): once a call
+# of positional tensors has selected a recorded program, the next calls replay
+# it from C after repeating the Python checks there.
+def test_fast_path_guards_match_the_python_ones():
+    (ma, oa), (mb, ob) = twins(OPTIMIZERS["sgd"], dropout=0.2)
+    compiled, eager = tg.compile(make_step(ma, oa)), make_step(mb, ob)
+    batches = data(8, n=16)
+    for i, (ids, y) in enumerate(batches):
+        if i == 5:  # an option changed in place: re-record
+            for o in (oa[0], ob[0]):
+                o.param_groups[0]["lr"] = 0.05
+        if i == 8:  # a module switched to eval: re-record
+            ma.eval(), mb.eval()
+        if i == 11:  # state appearing changes len(optimizer.state): re-record
+            for o in (oa[0], ob[0]):
+                o.state["marker"] = {}
+        if i == 13:  # a keyword call takes the slow path, positional calls come back
+            tg.manual_seed(i)
+            la = compiled(ids, y=y)
+        else:
+            tg.manual_seed(i)
+            la = compiled(ids, y)
+        tg.manual_seed(i)
+        assert bits(la) == bits(eager(ids, y)), i
+    same_params(ma, mb)
+    # warm-up and recording, then one record per change; the keyword call (its own
+    # key) warms up eagerly; every other call replays.
+    assert compiled.records == 4
+    assert compiled.replays == 16 - 1 - 4 - 1
+
+
+def test_fast_path_with_a_tensor_valued_option_compares_it_by_value():
+    # A tensor in a param group (here a key of the user's own) can change in
+    # place, so the replay's guard compares its value, through Python.
+    (ma, oa), (mb, ob) = twins(OPTIMIZERS["sgd"])
+    tag = tg.tensor(1.0)
+    oa[0].param_groups[0]["my_tag"] = tag
+    compiled, eager = tg.compile(make_step(ma, oa)), make_step(mb, ob)
+    for i, (ids, y) in enumerate(data(8, n=8)):
+        if i == 4:
+            with tg.no_grad():
+                tag.fill_(2.0)
+        assert bits(compiled(ids, y)) == bits(eager(ids, y)), i
+    same_params(ma, mb)
+    assert compiled.records == 2
+    assert compiled.replays == 8 - 1 - 2
+
+
+def test_an_error_in_a_fast_replay_propagates_and_the_function_recovers():
+    model = WindowNER()
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+    compiled = tg.compile(make_step(model, [opt]))
+    good = data(4, n=3)
+    for ids, y in good:
+        compiled(ids, y)
+    replays = compiled.replays
+    bad = tg.from_numpy(np.full((4, WINDOW), VOCAB + 7, dtype=np.int64))
+    with pytest.raises(IndexError, match=r"embedding: index 307 is out of range"):
+        compiled(bad, good[0][1])
+    assert compiled.replays == replays
+    compiled(*good[1])
+    assert compiled.replays == replays + 1
+    assert tg._C._tape_live() == 0
+
+
+def test_a_compiled_function_in_a_reference_cycle_is_collected():
+    import gc
+    import weakref
+
+    class Holder:
+        pass
+
+    h = Holder()
+    model = nn.Linear(3, 2)
+    h.step = tg.compile(lambda x: (model(x).sum(), h)[0], warmup=0)
+    x = tg.randn(2, 3)
+    h.step(x), h.step(x)  # recorded, then the fast path set up (it holds the entry)
+    assert h.step.replays == 1
+    ref = weakref.ref(h.step)
+    del h
+    gc.collect()
+    assert ref() is None

@@ -88,6 +88,11 @@ def _unflatten(spec, values):
 _TENSOR = object()
 
 
+def _finish(spec, outputs):
+    """The C fast path's results in the structure the step returned."""
+    return _unflatten(spec, iter(outputs))
+
+
 class _Entry:
     """One recorded program and the Python state it was recorded under."""
     __slots__ = ("calls", "program", "out_spec", "modules", "training", "optimizers")
@@ -131,8 +136,15 @@ def _has_tensor_option(optimizer):
                for k, v in g.items() if k != "params")
 
 
-class CompiledFunction:
-    """A function whose calls replay a recorded program (see :func:`compile`)."""
+class CompiledFunction(_C._CompiledCall):
+    """A function whose calls replay a recorded program (see :func:`compile`).
+
+    Calling it runs the base type's C fast path (Note [Compiled call fast path]
+    in cpp/bindings/init_compile.cpp): when the last call was positional tensors
+    that selected a recorded program and the Python state it was recorded under
+    still holds, the program replays with no Python in between; otherwise
+    ``_call_slow`` decides, and leaves the fast path set up for the next call.
+    """
 
     def __init__(self, fn, warmup=1, max_programs=8):
         if not callable(fn):
@@ -146,27 +158,24 @@ class CompiledFunction:
         self.warmup = int(warmup)
         self.max_programs = int(max_programs)
         self._entries = {}
-        self._last = None  # (key, entry) of the last call: the fast path
         self.records = 0   # how many times a program was recorded (re-records included)
-        self.replays = 0
+        self.replays = 0   # (the base type's counter: the fast path counts there too)
         functools.update_wrapper(self, fn)
 
-    def __call__(self, *args, **kwargs):
-        last = self._last
-        # Fast path: positional arguments, same Python state as last time; the
-        # program checks that every argument is a tensor like the recorded one.
-        if not kwargs and last is not None and last[0] is None:
-            entry = last[1]
-            if (entry.program is not None and _C.is_grad_enabled() == last[2]
-                    and entry.python_state_matches()):
-                out = entry.program.run(args)
-                if out is not None:
-                    self.replays += 1
-                    spec = entry.out_spec
-                    return out[0] if spec is _TENSOR else _unflatten(spec, iter(out))
-        return self._call_slow(args, kwargs)
-
     def _call_slow(self, args, kwargs):
+        """Every call the C fast path does not take: finds (or records) the program
+        for these arguments, then sets the fast path up for the next call when
+        that call could take it (positional tensors only, a recorded program)."""
+        _C._clear_fast_call(self)
+        result, entry, grad_mode, fast_ok = self._dispatch(args, kwargs)
+        if fast_ok and entry.program is not None:
+            spec = entry.out_spec
+            _C._set_fast_call(self, entry.program, tuple(entry.modules), tuple(entry.training),
+                              tuple(entry.optimizers), entry, grad_mode,
+                              None if spec is _TENSOR else spec, _finish)
+        return result
+
+    def _dispatch(self, args, kwargs):
         tensors = []
         spec = _flatten((args, kwargs), tensors)
         if any(not isinstance(t, Tensor) for t in tensors):
@@ -185,17 +194,16 @@ class CompiledFunction:
             if len(self._entries) >= self.max_programs:
                 self._entries.pop(next(iter(self._entries)))  # the oldest
             entry = self._entries[key] = _Entry()
-        fast = None if (not kwargs and all(isinstance(a, Tensor) for a in args)) else key
-        self._last = (fast, entry, grad_mode)
+        fast_ok = not kwargs and all(isinstance(a, Tensor) for a in args)
         if entry.program is not None and entry.python_state_matches():
             out = entry.program.run(tuple(tensors))
             if out is not None:
                 self.replays += 1
-                return _unflatten(entry.out_spec, iter(out))
+                return _unflatten(entry.out_spec, iter(out)), entry, grad_mode, fast_ok
         if entry.program is None and entry.calls < self.warmup:
             entry.calls += 1
-            return self.fn(*args, **kwargs)
-        return self._record(entry, tensors, args, kwargs)
+            return self.fn(*args, **kwargs), entry, grad_mode, fast_ok
+        return self._record(entry, tensors, args, kwargs), entry, grad_mode, fast_ok
 
     def _record(self, entry, tensors, args, kwargs):
         global _recorder
