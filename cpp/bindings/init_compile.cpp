@@ -11,7 +11,6 @@ struct BoundProgram {
   std::vector<std::pair<bool, int>> outputs;  // (row-sparse?, slot)
 };
 
-
 namespace {
 
 // Binds the tensors in `inputs` (a tuple), replays without the GIL, collects
@@ -51,7 +50,7 @@ PyObject* run_bound(BoundProgram& b, PyObject* inputs) {
 // optimizer options, then the pybind11 call of run) cost ~1.5 us more. So
 // CompiledFunction's base type, _CompiledCall, does that call in C: when the
 // last call was positional tensors that selected a recorded program,
-// _set_fast() leaves here what the Python checks read (the program, the
+// _set_fast_call() leaves here what the Python checks read (the program, the
 // modules and the modes they were recorded in, each optimizer with a shallow
 // copy of its param_groups and the size of its state), and tp_call repeats
 // those checks with the same comparisons (attribute reads and one

@@ -64,7 +64,9 @@ SizeClass size_class(size_t nbytes) {
 // table, and nearly every row is a TLB miss on 4 KiB pages, which in a VM is a
 // two-level page walk. With two huge pages instead the gather went 53 -> 47 us
 // and the sparse update 45 -> 34 us, the whole step 3% faster (12 interleaved
-// rounds, 1 thread, 2-core AMD EPYC VM). Only whole 2 MiB pieces are advised,
+// rounds, 1 thread, 2-core AMD EPYC VM; on 2 threads an earlier session saw
+// +0.5%, within noise, and the MLP step, with 4 MB weights and Adam states,
+// did not move beyond its noise). Only whole 2 MiB pieces are advised,
 // so the block's tail stays on small pages and resident memory does not grow
 // by the rounding. $TAPEGRAD_HUGE_PAGES=0 turns it off.
 constexpr size_t kHugePage = size_t(2) << 20;
