@@ -523,6 +523,13 @@ class Tensor:
     @property
     def shape(self) -> tuple:
         ...
+class _CompiledCall:
+    """
+    Base of tapegrad.CompiledFunction: replays the last program from C (Note [Compiled call fast path])
+    """
+    replays: int
+    def __call__(self, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        ...
 def _arange(arg0: typing.SupportsFloat | typing.SupportsIndex, arg1: typing.SupportsFloat | typing.SupportsIndex, arg2: typing.SupportsFloat | typing.SupportsIndex, arg3: dtype) -> Tensor:
     ...
 def _backward(arg0: collections.abc.Sequence[Tensor], arg1: collections.abc.Sequence[typing.Any], arg2: bool) -> None:
