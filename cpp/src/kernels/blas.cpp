@@ -147,15 +147,9 @@ static void gemm_k_blocks(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int
 }
 #endif
 
-// The core's float32 GEMV where it takes the shape (Note [Core GEMV]); BLAS
-// for double.
-static bool try_core_gemv(bool transpose, int64_t rows, int64_t cols, float alpha, const float* A,
-                          int64_t lda, const float* x, int64_t incx, float beta, float* y,
-                          int64_t incy) {
-  return core_gemv(transpose, rows, cols, alpha, A, lda, x, incx, beta, y, incy);
-}
-static bool try_core_gemv(bool, int64_t, int64_t, double, const double*, int64_t, const double*,
-                          int64_t, double, double*, int64_t) {
+// The core's GEMV is float32 only (Note [Core GEMV]): double goes to BLAS.
+static bool core_gemv(bool, int64_t, int64_t, double, const double*, int64_t, const double*,
+                      int64_t, double, double*, int64_t) {
   return false;
 }
 
@@ -174,19 +168,18 @@ static void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
     return;
   }
   if (m == 1) {  // c[0, :] = alpha * a[0, :] op(B) + beta c: op(B)^T times a
-    // B stored N x K (trans_b): c = B a, dot products; stored K x N: c = B^T a.
-    if (try_core_gemv(!trans_b, trans_b ? n : k, trans_b ? k : n, alpha, b, ldb, a,
-                      trans_a ? lda : 1, beta, c, 1))
+    // op(B) is K x N. Stored N x K (trans_b): c = B a; stored K x N: c = B^T a.
+    if (core_gemv(!trans_b, trans_b ? n : k, trans_b ? k : n, alpha, b, ldb, a,
+                  trans_a ? lda : 1, beta, c, 1))
       return;
     if (beta == T(0)) clear_or_scale(c, 1, n, ldc, beta);
-    // op(B) is K x N. Stored N x K (trans_b): c = B a; stored K x N: c = B^T a.
     Blas<T>::gemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? N : K,
                   trans_b ? K : N, alpha, b, LDB, a, trans_a ? LDA : 1, beta, c, 1);
     return;
   }
   if (n == 1) {  // c[:, 0] = alpha * op(A) b[:, 0] + beta c
-    if (try_core_gemv(trans_a, trans_a ? k : m, trans_a ? m : k, alpha, a, lda, b,
-                      trans_b ? 1 : ldb, beta, c, ldc))
+    if (core_gemv(trans_a, trans_a ? k : m, trans_a ? m : k, alpha, a, lda, b,
+                  trans_b ? 1 : ldb, beta, c, ldc))
       return;
     if (beta == T(0)) clear_or_scale(c, m, 1, ldc, beta);
     Blas<T>::gemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? K : M,
