@@ -246,6 +246,41 @@ def test_small_ops_stay_correct_under_contention():
     assert out == [expected] * 12
 
 
+def test_split_matmul_keeps_its_bits_while_another_thread_holds_the_pool():
+    # On 2 threads a large product is split into blocks on the core's pool, and
+    # OpenBLAS's last bits depend on the block sizes. A thread that finds the
+    # pool busy (another thread's matmul is on it) must run the same blocks
+    # itself, not the whole product in one call: same bits as on the pool.
+    prev = tg.get_num_threads()
+    a = tg.randn(600, 600)
+    big = tg.randn(2000, 2000)
+    try:
+        tg.set_num_threads(1)
+        unsplit = (a @ a).numpy().copy()
+        tg.set_num_threads(2)
+        want = (a @ a).numpy().copy()
+        if np.array_equal(unsplit, want):
+            pytest.skip("one call and the blocks give the same bits with this BLAS")
+        got, busy = [], 0
+        for _ in range(10):  # until one try ran wholly inside the holder's region
+            holder = threading.Thread(target=lambda: big @ big)  # one split product, ~0.1 s
+            holder.start()
+            time.sleep(0.02)  # let its region start
+            r0 = tg._C._parallel_debug()[0]
+            mine = [(a @ a).numpy().copy() for _ in range(3)]
+            inside = tg._C._parallel_debug()[0] == r0 and holder.is_alive()
+            holder.join()
+            got += mine
+            busy += inside  # no region began and the holder's had not ended: pool busy
+            if busy:
+                break
+    finally:
+        tg.set_num_threads(prev)
+    assert busy > 0, "the pool was never busy: the test did not reach the path it is for"
+    for g in got:
+        assert np.array_equal(g, want)
+
+
 NER_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                          "data", "wikiann-en"))
 

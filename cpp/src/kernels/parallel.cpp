@@ -44,8 +44,10 @@
 // on a condition variable between regions, after the spin); piece k goes to worker k (static
 // assignment, so a region's thread count is exactly its piece count: the
 // debug counter parallel_last_threads() reports it). One region runs at a
-// time: a second thread (Python threads release the GIL in big matmuls) or a
-// kernel called from inside a region runs inline instead of waiting. An
+// time: a second thread (Python threads release the GIL in big matmuls) runs
+// the same pieces one after another instead of waiting (so its results are
+// the pool's, bit for bit), and a kernel called from inside a region runs
+// inline. An
 // exception thrown by a piece is rethrown in the caller after all pieces end.
 // After fork() the child starts a fresh pool (the parent's workers do not
 // exist there). Workers are never joined: they sleep until the process exits.
@@ -156,8 +158,15 @@ void parallel_run(int64_t n, int nthreads, int64_t align, RangeFn fn, void* ctx)
   int pieces = (int)((n + piece - 1) / piece);
   Pool& p = pool();
   std::unique_lock<std::mutex> busy(p.busy, std::try_to_lock);
-  if (pieces <= 1 || !busy.owns_lock()) {  // another region is running: inline
+  if (pieces <= 1) {
     fn(ctx, 0, n);
+    return;
+  }
+  if (!busy.owns_lock()) {
+    // Another thread's region is running: the caller runs the same pieces in
+    // order, so that a GEMM split into blocks (whose last bits depend on the
+    // blocks) gives the bits it gives on the pool, whatever other threads do.
+    for (int64_t b = 0; b < n; b += piece) fn(ctx, b, std::min(n, b + piece));
     return;
   }
   {
