@@ -26,6 +26,37 @@ CE_TARGETS = {
 }
 
 
+@pytest.mark.parametrize("classes", [2, 5, 16])
+def test_cross_entropy_few_classes_float32_is_within_three_ulp(classes):
+    # Rows of <= 16 classes take the block path (one vectorised exp, the sums of each
+    # row's terms but the max's in double, one vectorised log1p for all rows: Note
+    # [Vectorised log]). Each row's loss against double arithmetic on the same float32
+    # shifted logits x - max (a float32 kernel must round those, as PyTorch's does),
+    # with ignored rows, a NaN row, huge logits and rows whose loss is tiny (~1e-9),
+    # which a log of the float sum would give as 0.
+    rng = np.random.default_rng(classes)
+    x = (rng.standard_normal((515, classes)) * 4).astype(np.float32)
+    x[7] *= 1e4
+    x[8, 0] = np.nan
+    t = rng.integers(0, classes, 515)
+    t[[3, 400]] = -100
+    x[20:30] = 0
+    x[20:30, 0] = 21.0  # loss ~ (classes - 1) e^-21
+    t[20:30] = 0
+    out = F.cross_entropy(tg.from_numpy(x), tg.from_numpy(t), reduction="none").numpy()
+    d = (x - x.max(axis=1, keepdims=True)).astype(np.float64)  # rounded to float32 first
+    ref = np.log(np.exp(d).sum(axis=1)) - d[np.arange(515), t % classes]
+    ref[[3, 400]] = 0.0
+    assert np.isnan(out[8]) and out[3] == 0 and out[400] == 0
+    assert np.all(out[20:30] > 0)
+    ok = np.arange(515) != 8
+    ulp = np.spacing(np.abs(ref[ok]).astype(np.float32)).astype(np.float64)
+    err = np.where(ref[ok] == 0, np.abs(out[ok]), np.abs(out[ok] - ref[ok]) / ulp)
+    assert err.max() <= 3.0, (err.max(), int(np.flatnonzero(ok)[np.argmax(err)]))
+    mean = F.cross_entropy(tg.from_numpy(x[ok]), tg.from_numpy(t[ok])).item()
+    np.testing.assert_allclose(mean, ref[ok][t[ok] != -100].mean(), rtol=2e-7)
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("smoothing", [0.0, 0.25])

@@ -352,8 +352,8 @@ enum class Activation : uint8_t { None, Relu, Tanh, Sigmoid };
 const char* activation_name(Activation act);
 
 // y[i] = f(x[i]) over contiguous runs (y may alias x). float32 runs are
-// vectorised (Note [Vectorised exp], Note [Vectorised tanh and sigmoid] in
-// cpp/src/kernels/vec_math.cpp); float64 runs call libm. Large runs split
+// vectorised (Note [Vectorised exp], Note [Vectorised tanh and sigmoid], Note
+// [Vectorised log] in cpp/src/kernels/vec_math.cpp); float64 runs call libm. Large runs split
 // across the core's threads (Note [Core threads]); the split never changes a
 // value.
 void exp_run(const float* x, float* y, int64_t n);
@@ -362,6 +362,10 @@ void tanh_run(const float* x, float* y, int64_t n);
 void tanh_run(const double* x, double* y, int64_t n);
 void sigmoid_run(const float* x, float* y, int64_t n);
 void sigmoid_run(const double* x, double* y, int64_t n);
+void log_run(const float* x, float* y, int64_t n);  // Note [Vectorised log]
+void log_run(const double* x, double* y, int64_t n);
+void log1p_run(const float* x, float* y, int64_t n);  // <= 2.47 ulp (the Note)
+void log1p_run(const double* x, double* y, int64_t n);
 
 // The fused linear's one pass over its GEMM output c (rows x n, contiguous):
 // c[i, j] = act(c[i, j] + b[j]) (b may be null: no bias). The addition and

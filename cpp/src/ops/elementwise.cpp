@@ -470,7 +470,25 @@ void Exp_backward(const Record& r, Tensor& g, Tensor* gin) {
   gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto v) { return gv * v; });
 }
 // y = log(x)                   dx = g / x
-TG_UNARY_OP(Log, log, std::log(x), false, gv / v)
+// log_run (kernels.h): float32 vectorised (Note [Vectorised log]), float64 libm.
+Tensor log(const Tensor& a) {
+  TG_TRACE(log, a);
+  check_defined(a, "log", "input");
+  Tensor x = dense_as(a, float_result(a.dtype()));
+  Tensor out = Tensor::empty(a.shape(), x.dtype());
+  dispatch_float(x.dtype(), "log", [&](auto tag) {
+    using T = decltype(tag);
+    log_run(x.data<T>(), out.data<T>(), x.numel());
+  });
+  if (auto r = record(OpId::Log, a)) {
+    r->save(a);
+    finish(r, out);
+  }
+  return out;
+}
+void Log_backward(const Record& r, Tensor& g, Tensor* gin) {
+  gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto v) { return gv / v; });
+}
 // y = sqrt(x)                  dx = g / (2 y)
 TG_UNARY_OP(Sqrt, sqrt, std::sqrt(x), true, gv / (T(2) * v))
 // y = |x|                      dx = g * sign(x) (0 at 0; NaN if g is NaN/inf, as PyTorch)

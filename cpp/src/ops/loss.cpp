@@ -88,6 +88,60 @@ Tensor reduce_loss(Tensor& per, double total, Reduction red, int64_t count, DTyp
 // Rows of at most this many classes take cross_entropy's block path.
 constexpr int64_t kFewClasses = 16;
 
+// cross_entropy's forward over rows of few classes (the NER tagger's 5): the
+// rows' maxima and shifted logits, one vectorised exp over all of them, the
+// rows' sums (in double), then all their logs in one run (float32's is
+// vectorised, Note [Vectorised log]) instead of a partly filled vector per row
+// and a libm call per row, around which the loop also spilled its running
+// sum (512 x 5, float32, C++ no-grad forward: 20.7 -> 11-12 us). Returns the sum
+// of the losses.
+template <class T>
+double cross_entropy_few_classes(const T* __restrict x, const int64_t* __restrict t, int64_t rows,
+                                 int64_t C, int64_t ignore_index, T* __restrict m,
+                                 T* __restrict ls, T* __restrict e, int64_t* __restrict at_max,
+                                 T* __restrict per) {
+  for (int64_t o = 0; o < rows; o++) {
+    const T* row = x + o * C;
+    // max_run's answer, inline: at a few classes the call cost more than the row.
+    T mx = row[0];
+    int64_t at = 0;
+    bool nan = mx != mx;
+    for (int64_t c = 1; c < C; c++) {
+      nan |= row[c] != row[c];
+      at = row[c] > mx ? c : at;
+      mx = row[c] > mx ? row[c] : mx;
+    }
+    if (nan) mx = std::numeric_limits<T>::quiet_NaN();
+    m[o] = mx;
+    at_max[o] = o * C + at;
+    for (int64_t c = 0; c < C; c++) e[o * C + c] = row[c] - mx;
+  }
+  exp_inplace(e, rows * C);
+  // log(sum) is taken as log1p(sum - 1): the max's term, exactly 1, is left
+  // out, so that a row whose other terms are tiny keeps them, where the log of
+  // the rounded float sum would give 0. (Not by a -inf before the exp: its
+  // underflow through subnormals cost more than the whole pass.)
+  for (int64_t o = 0; o < rows; o++) e[at_max[o]] = T(0);
+  for (int64_t o = 0; o < rows; o++) {
+    double r = 0;
+    for (int64_t c = 0; c < C; c++) r += (double)e[o * C + c];
+    ls[o] = (T)r;
+  }
+  log1p_run(ls, ls, rows);
+  double sum = 0;
+  for (int64_t o = 0; o < rows; o++) {
+    if (t[o] == ignore_index) {
+      m[o] = ls[o] = 0;
+      if (per) per[o] = 0;
+      continue;
+    }
+    T loss = (T)((double)(m[o] - x[o * C + t[o]]) + (double)ls[o]);
+    if (per) per[o] = loss;
+    sum += (double)loss;
+  }
+  return sum;
+}
+
 // ================================================================ cross_entropy
 // loss[n] = logsumexp(x[n, :]) - x[n, t[n]]   (0 where t[n] == ignore_index)
 // 'mean' divides by the number of non-ignored targets.
@@ -116,27 +170,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
     T* lp = rlog.data<T>();
     T* pp = reduction == Reduction::None ? per.data<T>() : nullptr;
     int64_t C = sp.n, inner = sp.inner;
-    // Few classes (the NER tagger's 5): one vectorised exp over all rows'
-    // shifted logits instead of a partly filled vector per row.
-    Tensor shifted;
-    T* ep = nullptr;
     if (inner == 1 && C <= kFewClasses && sp.outer > 1) {
-      shifted = Tensor::empty({sp.outer * C}, dt);
-      ep = shifted.data<T>();
-      for (int64_t o = 0; o < sp.outer; o++) {
-        const T* row = xp + o * C;
-        // max_run's answer, inline: at a few classes the call cost more than the row.
-        T mx = row[0];
-        bool nan = mx != mx;
-        for (int64_t c = 1; c < C; c++) {
-          nan |= row[c] != row[c];
-          mx = row[c] > mx ? row[c] : mx;
-        }
-        if (nan) mx = std::numeric_limits<T>::quiet_NaN();
-        mp[o] = mx;
-        for (int64_t c = 0; c < C; c++) ep[o * C + c] = row[c] - mx;
-      }
-      exp_inplace(ep, sp.outer * C);
+      Tensor shifted = Tensor::empty({sp.outer * C}, dt);
+      Tensor at_max = Tensor::empty({sp.outer}, DType::Int64);
+      total = cross_entropy_few_classes(xp, tp, sp.outer, C, ignore_index, mp, lp,
+                                        shifted.data<T>(), at_max.data<int64_t>(), pp);
+      return;
     }
     double sum = 0;  // in a register, not through the captured `total`
     for (int64_t o = 0; o < sp.outer; o++)
@@ -145,17 +184,6 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
         if (tp[k] == ignore_index) {
           mp[k] = lp[k] = 0;
           if (pp) pp[k] = 0;
-          continue;
-        }
-        if (ep) {
-          const T* e = ep + o * C;
-          double s = 0;
-          for (int64_t c = 0; c < C; c++) s += (double)e[c];
-          double ls = std::log(s);
-          lp[k] = (T)ls;
-          T loss = (T)((double)(mp[k] - xp[o * C + tp[k]]) + ls);
-          if (pp) pp[k] = loss;
-          sum += (double)loss;
           continue;
         }
         const T* row = xp + o * C * inner + i;  // row[c * inner]
