@@ -134,15 +134,25 @@ def worker(args):
 # --------------------------------------------------------------------- parent
 
 def machine_info():
-    model = platform.processor() or platform.machine()
+    model, name, simd = platform.processor() or platform.machine(), None, None
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
+                if line.startswith("model name") and name is None:
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and simd is None:
+                    flags = set(line.split(":", 1)[1].split())
+                    # the widest vector ISA: which kernels tapegrad (built for this CPU) and
+                    # OpenBLAS run; VMs sold under one model name come with either
+                    simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags),
+                                "none")
+                if name is not None and simd is not None:
                     break
     except OSError:
         pass
+    model = name or model
+    if simd:
+        model = f"{model} ({simd})"
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
