@@ -143,9 +143,11 @@ inline VF tanh_vec(VF x) {
 // f^3 P(f) + e ln2, ln2 split in two (Cody-Waite) so that e ln2 adds no
 // rounding of its own. Specials by selects: log(+-0) = -inf, log(x < 0) = NaN,
 // log(inf) = inf, NaN propagates. Error, measured against log in double over
-// every float32 bit pattern: <= 0.877 ulp (worst at x = 0.70710653, at the
-// reduction's seam); tests/test_vec_math.py holds it to 1.0 ulp on its sweeps.
-// tg.log and cross-entropy's few-class rows (one log per row) use it.
+// every positive float32 (all 2^31 patterns; the AVX2 build, but each lane's
+// arithmetic does not depend on the width): <= 0.827 ulp (worst at x =
+// 1.413642, near the reduction's seam at sqrt(2)); tests/test_vec_math.py
+// holds it to 0.9 ulp on its sweeps. tg.log uses it, and via log1p below
+// cross-entropy's few-class rows.
 __attribute__((always_inline)) inline VF log_vec(VF x) {
   typedef decltype(x < x) VM;
   const VM sub = (x < splatf(1.17549435e-38f)) & (x > splatf(0.f));
@@ -183,9 +185,9 @@ __attribute__((always_inline)) inline VF log_vec(VF x) {
 // about floating-point arithmetic", Theorem 4): the quotient x / (u - 1)
 // undoes u's rounding. log1p(-1) = -inf, below -1 NaN, inf = inf, -0 = -0,
 // NaN propagates. Measured against log1p in double over every float32 above
-// -1: <= 2.47 ulp (worst at x = 0.015624939, where log's own error counts
-// twice), so tg.log1p keeps libm's; cross-entropy's few-class rows, whose
-// losses it feeds, use it.
+// -1: <= 2.47 ulp (worst at x = 0.015624939), so tg.log1p keeps libm's;
+// cross-entropy's few-class rows use it (their losses are tested within 3 ulp
+// in tests/test_nn_losses.py).
 __attribute__((always_inline)) inline VF log1p_vec(VF x) {
   VF u = x + splatf(1.f);
   VF d = u - splatf(1.f);
