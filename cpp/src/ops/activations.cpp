@@ -9,22 +9,6 @@
 #include "op_common.h"
 
 namespace tg {
-namespace {
-
-// out = f over a contiguous float copy of a (integers compute in float32):
-// f(x, y, n) is a run kernel of kernels.h.
-template <class F>
-Tensor run_unary(const Tensor& a, const char* op, F f) {
-  Tensor x = dense_as(a, float_result(a.dtype()));
-  Tensor out = Tensor::empty(a.shape(), x.dtype());
-  dispatch_float(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    f(x.data<T>(), out.data<T>(), x.numel());
-  });
-  return out;
-}
-
-}  // namespace
 
 // ================================================================ sigmoid
 // y = 1 / (1 + exp(-x))        dx = g * y * (1 - y)

@@ -430,12 +430,14 @@ Tensor neg(const Tensor& a) {
 }
 void Neg_backward(const Record& r, Tensor& g, Tensor* gin) { gin[0] = neg(g); }
 
-// Unary float ops that save their input (x) or output (y) for backward.
-#define TG_UNARY_OP(Name, fname, forward_expr, saves_output, backward_expr)        \
+// Unary float ops that save their input (x) or output (y) for backward; the
+// forward is an expression computing `out` from `a`.
+#define TG_UNARY_OP_WITH(Name, fname, forward, saves_output, backward_expr)        \
   Tensor fname(const Tensor& a) {                                                  \
     TG_TRACE(fname, a);                                                            \
-    Tensor out = unary_float(a, #fname, [](auto x) { return forward_expr; });      \
-    if (auto r = record(OpId::Name, a)) {                                       \
+    check_defined(a, #fname, "input");                                             \
+    Tensor out = forward;                                                          \
+    if (auto r = record(OpId::Name, a)) {                                          \
       r->save(saves_output ? out : a);                                             \
       finish(r, out);                                                              \
     }                                                                              \
@@ -448,47 +450,20 @@ void Neg_backward(const Record& r, Tensor& g, Tensor* gin) { gin[0] = neg(g); }
       return backward_expr;                                                        \
     });                                                                            \
   }
+// Forward: an elementwise expression in x (libm and the like).
+#define TG_UNARY_OP(Name, fname, forward_expr, saves_output, backward_expr)        \
+  TG_UNARY_OP_WITH(Name, fname, unary_float(a, #fname, [](auto x) { return forward_expr; }), \
+                   saves_output, backward_expr)
+// Forward: a run kernel of kernels.h (float32 vectorised, float64 libm).
+#define TG_UNARY_RUN_OP(Name, fname, run, saves_output, backward_expr)             \
+  TG_UNARY_OP_WITH(Name, fname,                                                    \
+                   run_unary(a, #fname, [](auto* x, auto* y, int64_t n) { run(x, y, n); }), \
+                   saves_output, backward_expr)
 
-// y = exp(x)                   dx = g * y
-// exp_run (kernels.h): float32 vectorised (Note [Vectorised exp]), float64 libm.
-Tensor exp(const Tensor& a) {
-  TG_TRACE(exp, a);
-  check_defined(a, "exp", "input");
-  Tensor x = dense_as(a, float_result(a.dtype()));
-  Tensor out = Tensor::empty(a.shape(), x.dtype());
-  dispatch_float(x.dtype(), "exp", [&](auto tag) {
-    using T = decltype(tag);
-    exp_run(x.data<T>(), out.data<T>(), x.numel());
-  });
-  if (auto r = record(OpId::Exp, a)) {
-    r->save(out);
-    finish(r, out);
-  }
-  return out;
-}
-void Exp_backward(const Record& r, Tensor& g, Tensor* gin) {
-  gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto v) { return gv * v; });
-}
-// y = log(x)                   dx = g / x
-// log_run (kernels.h): float32 vectorised (Note [Vectorised log]), float64 libm.
-Tensor log(const Tensor& a) {
-  TG_TRACE(log, a);
-  check_defined(a, "log", "input");
-  Tensor x = dense_as(a, float_result(a.dtype()));
-  Tensor out = Tensor::empty(a.shape(), x.dtype());
-  dispatch_float(x.dtype(), "log", [&](auto tag) {
-    using T = decltype(tag);
-    log_run(x.data<T>(), out.data<T>(), x.numel());
-  });
-  if (auto r = record(OpId::Log, a)) {
-    r->save(a);
-    finish(r, out);
-  }
-  return out;
-}
-void Log_backward(const Record& r, Tensor& g, Tensor* gin) {
-  gin[0] = grad_map(g, r.saved_tensor(0), [](auto gv, auto v) { return gv / v; });
-}
+// y = exp(x)                   dx = g * y        (Note [Vectorised exp])
+TG_UNARY_RUN_OP(Exp, exp, exp_run, true, gv * v)
+// y = log(x)                   dx = g / x        (Note [Vectorised log])
+TG_UNARY_RUN_OP(Log, log, log_run, false, gv / v)
 // y = sqrt(x)                  dx = g / (2 y)
 TG_UNARY_OP(Sqrt, sqrt, std::sqrt(x), true, gv / (T(2) * v))
 // y = |x|                      dx = g * sign(x) (0 at 0; NaN if g is NaN/inf, as PyTorch)

@@ -65,6 +65,19 @@ inline void check_defined(const Tensor& t, const char* op, const char* what) {
 }
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op);
 
+// out = f over a contiguous float copy of a (integers compute in float32):
+// f(x, y, n) is a run kernel of kernels.h.
+template <class F>
+Tensor run_unary(const Tensor& a, const char* op, F f) {
+  Tensor x = dense_as(a, float_result(a.dtype()));
+  Tensor out = Tensor::empty(a.shape(), x.dtype());
+  dispatch_float(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    f(x.data<T>(), out.data<T>(), x.numel());
+  });
+  return out;
+}
+
 // out = f(a) elementwise, out dtype = a's dtype (after `promote_to` cast).
 template <class F>
 Tensor unary_float(const Tensor& a, const char* op, F f) {
