@@ -89,12 +89,12 @@ Tensor reduce_loss(Tensor& per, double total, Reduction red, int64_t count, DTyp
 constexpr int64_t kFewClasses = 16;
 
 // cross_entropy's forward over rows of few classes (the NER tagger's 5): the
-// rows' maxima and shifted logits, one vectorised exp over all of them, the
-// rows' sums (in double), then all their logs in one run (float32's is
-// vectorised, Note [Vectorised log]) instead of a partly filled vector per row
-// and a libm call per row, around which the loop also spilled its running
-// sum (512 x 5, float32, C++ no-grad forward: 20.7 -> 11-12 us). Returns the sum
-// of the losses.
+// rows' maxima and shifted logits, one vectorised exp over all of them, each
+// row's sum in double, then log1p of all of them in one run (float32's is
+// vectorised, Note [Vectorised log]), instead of a partly filled vector per
+// row and a libm log per row, around which the loop also spilled its running
+// sum (512 x 5, float32, C++ no-grad forward: 20.7 -> 11-12 us). Returns the
+// sum of the losses.
 template <class T>
 double cross_entropy_few_classes(const T* __restrict x, const int64_t* __restrict t, int64_t rows,
                                  int64_t C, int64_t ignore_index, T* __restrict m,
@@ -125,7 +125,7 @@ double cross_entropy_few_classes(const T* __restrict x, const int64_t* __restric
   for (int64_t o = 0; o < rows; o++) {
     double r = 0;
     for (int64_t c = 0; c < C; c++) r += (double)e[o * C + c];
-    ls[o] = (T)r;
+    ls[o] = (T)r;  // sum - 1, until the log1p below
   }
   log1p_run(ls, ls, rows);
   double sum = 0;
