@@ -347,6 +347,47 @@ def test_threads_take_turns_on_one_program():
     assert [got[k] for k in range(8)] == want
 
 
+def test_a_recording_thread_leaves_other_threads_eager():
+    # Every op checks a process-wide count of recording threads before its own
+    # thread's program (trace.h): while a thread is paused mid-recording, this
+    # thread's ops must be neither recorded into its program nor replayed.
+    w = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    paused, go = threading.Event(), threading.Event()
+    results, errors = [], []
+
+    def step(x):
+        y = x * w + 1.0
+        if not paused.is_set():  # only while recording (warmup=0: the first call)
+            paused.set()
+            go.wait(10)
+        return (y * y).sum()
+
+    def worker():
+        try:
+            f = tg.compile(step, warmup=0)
+            f(tg.ones(3))  # records
+            results.extend(f(tg.full((3,), float(v))).item() for v in (2, 3))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert paused.wait(10)
+    a = tg.tensor([0.5, -1.0, 2.0], requires_grad=True)  # eager, beside the recording
+    loss = (a * w).sum() * 2.0
+    loss.backward()
+    assert loss.item() == 2.0 * (0.5 - 2.0 + 6.0)
+    assert a.grad.tolist() == [2.0, 4.0, 6.0]
+    go.set()
+    t.join()
+    assert not errors, errors
+    with tg.no_grad():  # the replays are the step alone, with none of this thread's ops
+        want = [float(((tg.full((3,), float(v)) * w + 1.0) ** 2).sum().item()) for v in (2, 3)]
+    assert results == want
+    g = tg.compile(lambda x: (x * 3.0).sum(), warmup=0)  # and recording works here after it
+    assert [g(tg.ones(2)).item(), g(tg.full((2,), 2.0)).item()] == [6.0, 12.0]
+
+
 def test_memory_stats_and_cache_controls():
     stats = tg.memory_stats()
     assert {"system_allocations", "system_frees", "cache_hits", "bytes_cached",

@@ -27,6 +27,7 @@
 // intermediates are dropped at the end of each replay.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -47,7 +48,16 @@ namespace trace {
 // The program the calling thread records into, null when not recording or
 // inside a call that is already being recorded.
 extern thread_local Program* t_active;
-inline Program* active() { return t_active; }
+// How many threads are recording a program right now. Every op's TG_TRACE
+// reads this global before the thread-local: in the Python module a
+// thread-local costs a call to __tls_get_addr, and no thread records in the
+// usual case. A thread's own increment precedes its t_active in program order,
+// so a relaxed load can miss only other threads' recordings, never its own.
+extern std::atomic<int> g_recording_threads;
+inline Program* active() {
+  if (g_recording_threads.load(std::memory_order_relaxed) == 0) return nullptr;
+  return t_active;
+}
 
 // Suspends recording on this thread for its lifetime.
 class Suspend {

@@ -35,7 +35,7 @@ struct TapeHolder {
   }
 };
 thread_local TapeHolder t_tape;
-thread_local char t_lock_token;  // its address names this thread to TapeLock
+thread_local char t_lock_token;  // its address names this thread where no thread pointer is exposed
 }  // namespace
 
 Tape& Tape::current() {
@@ -46,7 +46,7 @@ Tape& Tape::current() {
   return *t_tape.tape;
 }
 
-const void* TapeLock::token() { return &t_lock_token; }
+const void* TapeLock::token_fallback() { return &t_lock_token; }
 
 void TapeLock::lock_slow(const void* me) {
   for (int spins = 0;; spins++) {

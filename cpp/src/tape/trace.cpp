@@ -9,6 +9,7 @@ namespace tg {
 
 namespace trace {
 thread_local Program* t_active = nullptr;
+std::atomic<int> g_recording_threads{0};
 
 namespace {
 // The program recording on this thread, also while a call is being recorded
@@ -37,6 +38,7 @@ void Program::begin() {
            "compile: this program was recorded already");
   recording_ = true;
   grad_mode_ = grad_enabled();
+  trace::g_recording_threads.fetch_add(1, std::memory_order_relaxed);
   trace::t_recording = this;
   trace::t_active = this;
 }
@@ -45,6 +47,7 @@ void Program::end() {
   if (trace::t_recording == this) {
     trace::t_recording = nullptr;
     trace::t_active = nullptr;
+    trace::g_recording_threads.fetch_sub(1, std::memory_order_relaxed);
   }
   recording_ = false;
   keep_alive_.clear();
