@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <thread>
+#include <vector>
 
 #include "check.h"
 #include "window_model.h"
@@ -178,6 +180,61 @@ TEST(reading_values_while_recording_throws) {
   CHECK_THROWS(RuntimeError, loss.item());
   program.end();
   CHECK(std::isfinite(loss.item()));  // fine once recording stopped
+}
+
+// Every op reads a process-wide count of recording threads before its own
+// thread's program (trace::active()): two threads begin recording and wait
+// there while this thread runs the step eagerly, then record theirs. Each
+// program holds its own thread's step only, and the count is back to zero.
+TEST(threads_record_at_once_beside_eager_work) {
+  Model eager_model = make_model(4), models[2] = {make_model(4), make_model(4)};
+  Tensor ids, target;
+  batch(8, 11, ids, target);
+  size_t alone;  // the size of the same recording made with no other thread about
+  {
+    Model m = make_model(4);
+    Program p;
+    p.begin();
+    p.add_input(ids);
+    p.add_input(target);
+    p.output_slot(step(m, ids, target));
+    p.end();
+    alone = p.size();
+  }
+  Tensor want1 = step(eager_model, ids, target);  // eager steps 1 and 2 from the shared init
+  Tensor want2 = step(eager_model, ids, target);
+  std::atomic<int> begun{0};
+  std::atomic<bool> eager_done{false};
+  Program programs[2];
+  Tensor recorded[2];
+  int slots[2];
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 2; k++)
+    threads.emplace_back([&, k] {
+      programs[k].begin();
+      programs[k].add_input(ids);
+      programs[k].add_input(target);
+      begun++;
+      while (!eager_done.load()) std::this_thread::yield();  // both mid-recording meanwhile
+      recorded[k] = step(models[k], ids, target);
+      slots[k] = programs[k].output_slot(recorded[k]);
+      programs[k].end();
+    });
+  while (begun.load() < 2) std::this_thread::yield();
+  CHECK(trace::active() == nullptr);
+  Model here = make_model(4);
+  CHECK(same_bits(step(here, ids, target), want1));  // eager, recorded nowhere
+  eager_done = true;
+  for (std::thread& t : threads) t.join();
+  CHECK(trace::g_recording_threads.load() == 0);
+  for (int k = 0; k < 2; k++) {
+    CHECK(same_bits(recorded[k], want1));
+    CHECK(programs[k].size() == alone);  // none of the other threads' ops
+    programs[k].set_input(0, ids);
+    programs[k].set_input(1, target);
+    programs[k].replay();  // each model's second step
+    CHECK(same_bits(programs[k].output(slots[k]), want2));
+  }
 }
 
 int main() { return tgtest::run_all(); }
