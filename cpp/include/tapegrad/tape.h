@@ -145,15 +145,16 @@ class TapeLock {
   // one register read where the compiler exposes it. The address of a
   // thread-local, the fallback, costs a __tls_get_addr call in the Python
   // module, and a lock is taken for every record and every dying output.
-  static const void* token() {
 #if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__)) && defined(__has_builtin)
 #if __has_builtin(__builtin_thread_pointer)
-    return __builtin_thread_pointer();
+#define TG_TAPE_LOCK_THREAD_POINTER 1
 #endif
 #endif
-    return token_fallback();
-  }
-  static const void* token_fallback();
+#ifdef TG_TAPE_LOCK_THREAD_POINTER
+  static const void* token() { return __builtin_thread_pointer(); }
+#else
+  static const void* token();
+#endif
   void lock_slow(const void* me);
   std::atomic<const void*> holder_{nullptr};
   int depth_ = 0;  // only the holder touches it

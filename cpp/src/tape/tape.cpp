@@ -35,7 +35,9 @@ struct TapeHolder {
   }
 };
 thread_local TapeHolder t_tape;
+#ifndef TG_TAPE_LOCK_THREAD_POINTER
 thread_local char t_lock_token;  // its address names this thread where no thread pointer is exposed
+#endif
 }  // namespace
 
 Tape& Tape::current() {
@@ -46,7 +48,9 @@ Tape& Tape::current() {
   return *t_tape.tape;
 }
 
-const void* TapeLock::token_fallback() { return &t_lock_token; }
+#ifndef TG_TAPE_LOCK_THREAD_POINTER
+const void* TapeLock::token() { return &t_lock_token; }
+#endif
 
 void TapeLock::lock_slow(const void* me) {
   for (int spins = 0;; spins++) {
